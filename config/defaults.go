@@ -1,0 +1,69 @@
+package config
+
+import "time"
+
+// The defaults, in one place. setDefaults applies them to file entries and
+// presets alike.
+const (
+	DefaultNamespaceLabel = "namespace"
+	DefaultPodLabel       = "pod"
+
+	DefaultKafkaClientID       = "hpa-signals"
+	DefaultKafkaDialTimeout    = 5 * time.Second
+	DefaultKafkaRequestTimeout = 10 * time.Second
+	DefaultKafkaMetadataTTL    = 30 * time.Second
+	DefaultKafkaIdleTimeout    = 5 * time.Minute
+
+	DefaultKafkaOffsetReset  = OffsetResetLatest
+	DefaultKafkaGroupPattern = "*"
+	DefaultKafkaStallWindow  = 5 * time.Minute
+)
+
+// KafkaMetric.OffsetReset values.
+const (
+	// OffsetResetLatest counts a partition without a committed offset as
+	// caught up (lag 0), like a consumer with auto.offset.reset=latest.
+	OffsetResetLatest = "latest"
+	// OffsetResetEarliest counts a partition without a committed offset as
+	// lagging by everything retained (end - log start offset).
+	OffsetResetEarliest = "earliest"
+)
+
+// setDefaults fills every unset field that has a default. It runs before
+// validation, so validation sees the values that will be used.
+func (c *Catalog) setDefaults() {
+	setString(&c.Prometheus.Labels.Namespace, DefaultNamespaceLabel)
+	setString(&c.Prometheus.Labels.Pod, DefaultPodLabel)
+	for i := range c.Kafka.Clusters {
+		k := &c.Kafka.Clusters[i]
+		setString(&k.ClientID, DefaultKafkaClientID)
+		setDuration(&k.DialTimeout, DefaultKafkaDialTimeout)
+		setDuration(&k.RequestTimeout, DefaultKafkaRequestTimeout)
+		setDuration(&k.MetadataTTL, DefaultKafkaMetadataTTL)
+		setDuration(&k.IdleTimeout, DefaultKafkaIdleTimeout)
+	}
+	for i := range c.Metrics {
+		c.Metrics[i].setDefaults()
+	}
+}
+
+func (m *Metric) setDefaults() {
+	if m.Source != SourceKafka || m.Kafka == nil {
+		return
+	}
+	setString(&m.Kafka.OffsetReset, DefaultKafkaOffsetReset)
+	setString(&m.Kafka.GroupPattern, DefaultKafkaGroupPattern)
+	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
+}
+
+func setString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if d.Duration == 0 {
+		d.Duration = def
+	}
+}

@@ -1,0 +1,218 @@
+// Package config owns the metric catalog: the YAML file format, strict
+// decoding, defaults, validation with field paths, the built-in presets and
+// reloading the file when it changes.
+package config
+
+import (
+	"regexp"
+	"text/template"
+	"time"
+)
+
+// API names a metrics API a catalog entry is served on.
+type API string
+
+const (
+	// APIPods serves the entry per pod: custom.metrics.k8s.io .../pods/*/<metric>.
+	APIPods API = "pods"
+	// APIObject serves the entry for one named object (namespaces, services,
+	// deployments.apps, ...) on custom.metrics.k8s.io.
+	APIObject API = "object"
+	// APIExternal serves the entry on external.metrics.k8s.io.
+	APIExternal API = "external"
+)
+
+// Source names where an entry's values come from.
+type Source string
+
+const (
+	// SourcePrometheus reads the entry with a PromQL query (Metric.Query).
+	SourcePrometheus Source = "prometheus"
+	// SourceKafka computes the entry from consumer-group offsets
+	// (Metric.Kafka).
+	SourceKafka Source = "kafka"
+)
+
+// Catalog is the whole catalog file after decoding, defaulting and
+// validation. A Catalog is immutable once built: readers share it without
+// locking and a reload replaces it as a whole.
+type Catalog struct {
+	// Presets switches the built-in presets on or off. Nil (the zero value)
+	// and true keep them: file entries then override presets of the same
+	// name and extend the list otherwise. False serves only the file's
+	// entries.
+	Presets *bool `json:"presets,omitempty"`
+	// Prometheus holds settings shared by all Prometheus entries.
+	Prometheus PrometheusSettings `json:"prometheus"`
+	// Kafka declares the Kafka clusters entries may read. Empty means no
+	// Kafka entry can be served (they answer with an error naming the fix).
+	Kafka KafkaSettings `json:"kafka"`
+	// Metrics are the entries, presets first unless the file overrides them
+	// by name. Names are unique.
+	Metrics []Metric `json:"metrics"`
+
+	// byName indexes Metrics by name; built by Parse and Default. Nil for a
+	// Catalog built by hand, where Lookup falls back to a scan.
+	byName map[string]int
+}
+
+// PrometheusSettings maps Kubernetes concepts to the Prometheus label names
+// of the installation. Defaults: namespace -> "namespace", pod -> "pod".
+type PrometheusSettings struct {
+	Labels PrometheusLabels `json:"labels"`
+}
+
+// PrometheusLabels are the Prometheus label names that hold a series'
+// Kubernetes namespace and pod name.
+type PrometheusLabels struct {
+	Namespace string `json:"namespace"`
+	Pod       string `json:"pod"`
+}
+
+// KafkaSettings declares the Kafka clusters.
+type KafkaSettings struct {
+	Clusters []KafkaCluster `json:"clusters"`
+}
+
+// KafkaCluster is one Kafka cluster the adapter keeps a long-lived client for.
+type KafkaCluster struct {
+	// Name is how selectors and entries refer to the cluster (selector key
+	// "cluster"). Required, unique.
+	Name string `json:"name"`
+	// Brokers are bootstrap addresses host:port. At least one.
+	Brokers []string `json:"brokers"`
+	// ClientID is sent with every request. Default "hpa-signals".
+	ClientID string `json:"clientID,omitempty"`
+	// TLS enables TLS when set.
+	TLS *KafkaTLS `json:"tls,omitempty"`
+	// SASL enables SASL authentication when set.
+	SASL *KafkaSASL `json:"sasl,omitempty"`
+	// DialTimeout bounds connecting to a broker. Default 5s.
+	DialTimeout Duration `json:"dialTimeout,omitempty"`
+	// RequestTimeout bounds one evaluation's broker round trips. Default 10s.
+	RequestTimeout Duration `json:"requestTimeout,omitempty"`
+	// MetadataTTL is how long cluster metadata is reused. Default 30s.
+	MetadataTTL Duration `json:"metadataTTL,omitempty"`
+	// IdleTimeout closes broker connections unused for this long. It must
+	// exceed the refresh interval so refreshes reuse connections. Default 5m.
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+}
+
+// KafkaTLS configures TLS to the brokers. Paths are read at start.
+type KafkaTLS struct {
+	CAFile             string `json:"caFile,omitempty"`
+	CertFile           string `json:"certFile,omitempty"`
+	KeyFile            string `json:"keyFile,omitempty"`
+	ServerName         string `json:"serverName,omitempty"`
+	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
+}
+
+// KafkaSASL configures SASL. The password comes from a file or an
+// environment variable, never from the catalog itself, and is never logged.
+type KafkaSASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism    string `json:"mechanism"`
+	Username     string `json:"username"`
+	PasswordFile string `json:"passwordFile,omitempty"`
+	PasswordEnv  string `json:"passwordEnv,omitempty"`
+}
+
+// Metric is one catalog entry.
+type Metric struct {
+	// Name is the metric name HPAs use. Required, unique, a valid
+	// Prometheus-style name ([a-zA-Z_][a-zA-Z0-9_]*).
+	Name string `json:"name"`
+	// Description is shown by check-config and the docs.
+	Description string `json:"description,omitempty"`
+	// APIs lists where the entry is served. Required, non-empty.
+	APIs []API `json:"apis"`
+	// Source is prometheus or kafka. Required.
+	Source Source `json:"source"`
+
+	// Query is the PromQL template (source prometheus), written with <<
+	// and >> delimiters. It sees .LabelMatchers (comma-separated matchers,
+	// possibly empty), .GroupBy (comma-separated label names, possibly
+	// empty), .GroupByWith "le" (the GroupBy labels followed by the given
+	// ones, comma-separated and never with a dangling comma, for `by (...)`
+	// clauses that add labels) and .Params.<name> for each declared
+	// parameter. See RenderQuery.
+	Query string `json:"query,omitempty"`
+	// Resources maps a Kubernetes resource ("services",
+	// "deployments.apps") to the Prometheus label holding the object's
+	// name, for the object API. Namespaces and pods always map to the
+	// labels in PrometheusSettings and need no entry here.
+	Resources map[string]string `json:"resources,omitempty"`
+	// Parameters are template parameters an HPA passes as selector keys
+	// (`window=5m`). Only the `=` operator is accepted for them.
+	Parameters []Parameter `json:"parameters,omitempty"`
+	// SelectorLabels are the selector keys passed through to Prometheus as
+	// label matchers. A selector key that is neither a parameter nor listed
+	// here is rejected (400). "*" accepts any key that is a valid
+	// Prometheus label name.
+	SelectorLabels []string `json:"selectorLabels,omitempty"`
+
+	// Kafka holds the settings of a source kafka entry.
+	Kafka *KafkaMetric `json:"kafka,omitempty"`
+
+	// ExternalNamespaces lists the namespaces other than the caller's that
+	// an external request may read with a `namespace` selector key. Empty
+	// (the default) means only the caller's own namespace.
+	ExternalNamespaces []string `json:"externalNamespaces,omitempty"`
+
+	// tmpl is Query parsed once by Parse/Default; patterns are the anchored
+	// Parameters[i].Pattern. Both nil for a Metric built by hand, which
+	// RenderQuery then compiles on each call.
+	tmpl     *template.Template
+	patterns []*regexp.Regexp
+}
+
+// Parameter is a named template parameter passed as an HPA selector key.
+type Parameter struct {
+	// Name is the selector key and the template name (.Params.<name>).
+	Name string `json:"name"`
+	// Default is used when the selector does not set the key. Empty means
+	// the parameter is required.
+	Default string `json:"default,omitempty"`
+	// Pattern is an anchored regular expression the value must match.
+	// Required: it is what keeps selector input from changing the query's
+	// shape. Default for presets: a duration like 2m.
+	Pattern string `json:"pattern"`
+}
+
+// KafkaSignal names what a kafka entry computes.
+type KafkaSignal string
+
+const (
+	// KafkaLag is the group's total lag in messages over the selected topics.
+	KafkaLag KafkaSignal = "lag"
+	// KafkaLagMax is the largest lag of one partition, in messages.
+	KafkaLagMax KafkaSignal = "lag_max"
+	// KafkaLagSeconds is how far behind the group is, in seconds.
+	KafkaLagSeconds KafkaSignal = "lag_seconds"
+	// KafkaTimeToDrain estimates how long the group needs to consume its
+	// lag at its recent rate, in seconds.
+	KafkaTimeToDrain KafkaSignal = "time_to_drain_seconds"
+	// KafkaStalledPartitions counts lagging partitions whose committed
+	// offset has not moved for StallWindow.
+	KafkaStalledPartitions KafkaSignal = "stalled_partitions"
+)
+
+// KafkaMetric is the kafka part of an entry.
+type KafkaMetric struct {
+	// Signal is what the entry computes. Required.
+	Signal KafkaSignal `json:"signal"`
+	// OffsetReset is how a partition without a committed offset counts:
+	// "latest" (0, the default) or "earliest" (end - log start).
+	OffsetReset string `json:"offsetReset,omitempty"`
+	// GroupPattern restricts which consumer groups a namespace may read:
+	// a glob where {namespace} is the caller's namespace. Default "*"
+	// (any group).
+	GroupPattern string `json:"groupPattern,omitempty"`
+	// StallWindow is how long a lagging partition's committed offset must
+	// stand still to count as stalled. Default 5m.
+	StallWindow Duration `json:"stallWindow,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s") in
+// YAML and JSON. The zero value is 0, which the catalog's defaults replace.
+type Duration struct{ time.Duration }

@@ -1,0 +1,356 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/prometheus/promql/parser"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+var (
+	// resourceRE is a lowercase plural resource, optionally with its group:
+	// "services", "deployments.apps".
+	resourceRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// labelValueRE is a Kubernetes label value, what a selector can carry.
+	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
+
+	apiNames      = []API{APIPods, APIObject, APIExternal}
+	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions}
+	saslMechanism = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+	promqlParser = parser.NewParser(parser.Options{})
+)
+
+// problems collects FieldErrors with paths relative to one prefix.
+type problems struct {
+	prefix string
+	errs   []*FieldError
+}
+
+func (p *problems) add(field, format string, args ...any) {
+	p.errs = append(p.errs, &FieldError{Path: joinPath(p.prefix, field), Err: fmt.Errorf(format, args...)})
+}
+
+// validate checks the decoded and defaulted file, compiling its entries'
+// templates on the way. line locates a path in the file.
+func (c *Catalog) validate(line func(string) int) []error {
+	p := &problems{}
+	labelsOK := true
+	for _, f := range []struct{ name, value string }{
+		{"prometheus.labels.namespace", c.Prometheus.Labels.Namespace},
+		{"prometheus.labels.pod", c.Prometheus.Labels.Pod},
+	} {
+		if !labelNameRE.MatchString(f.value) {
+			p.add(f.name, "%q is not a valid Prometheus label name; use letters, digits and underscores, not starting with a digit", f.value)
+			labelsOK = false
+		}
+	}
+	clusters := map[string]int{}
+	for i := range c.Kafka.Clusters {
+		k := &c.Kafka.Clusters[i]
+		kp := &problems{prefix: fmt.Sprintf("kafka.clusters[%d]", i)}
+		k.validate(kp)
+		if first, dup := clusters[k.Name]; dup && k.Name != "" {
+			kp.add("name", "duplicate name %q, first used by kafka.clusters[%d]; names must be unique", k.Name, first)
+		} else {
+			clusters[k.Name] = i
+		}
+		p.errs = append(p.errs, kp.errs...)
+	}
+	names := map[string]int{}
+	for i := range c.Metrics {
+		m := &c.Metrics[i]
+		mp := &problems{prefix: fmt.Sprintf("metrics[%d]", i)}
+		m.validate(mp, c.Prometheus.Labels, labelsOK)
+		if first, dup := names[m.Name]; dup && m.Name != "" {
+			mp.add("name", "duplicate name %q, first used by metrics[%d]; names must be unique (an entry named like a preset replaces the preset)", m.Name, first)
+		} else {
+			names[m.Name] = i
+		}
+		p.errs = append(p.errs, mp.errs...)
+	}
+	for _, e := range p.errs {
+		e.Line = line(e.Path)
+	}
+	// Report in file order; problems of one line keep the order of checks.
+	slices.SortStableFunc(p.errs, func(a, b *FieldError) int { return a.Line - b.Line })
+	errs := make([]error, len(p.errs))
+	for i, e := range p.errs {
+		errs[i] = e
+	}
+	return errs
+}
+
+func (k *KafkaCluster) validate(p *problems) {
+	switch {
+	case k.Name == "":
+		p.add("name", "missing; name the cluster, e.g. name: main (HPAs select it with the selector key cluster)")
+	case !labelValueRE.MatchString(k.Name):
+		p.add("name", "%q is not a valid label value; use up to 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit", k.Name)
+	}
+	if len(k.Brokers) == 0 {
+		p.add("brokers", "missing; list at least one bootstrap broker as host:port, e.g. [kafka-0.kafka:9092]")
+	}
+	for i, b := range k.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if err == nil && host == "" {
+			err = fmt.Errorf("missing host")
+		}
+		if n, perr := strconv.Atoi(port); err == nil && (perr != nil || n < 1 || n > 65535) {
+			err = fmt.Errorf("invalid port %q", port)
+		}
+		if err != nil {
+			p.add(fmt.Sprintf("brokers[%d]", i), "%q is not host:port: %w; write e.g. kafka-0.kafka:9092", b, err)
+		}
+	}
+	if strings.TrimSpace(k.ClientID) == "" {
+		p.add("clientID", "empty; remove the key to use %q or set a client ID", DefaultKafkaClientID)
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"dialTimeout", k.DialTimeout}, {"requestTimeout", k.RequestTimeout}, {"metadataTTL", k.MetadataTTL}, {"idleTimeout", k.IdleTimeout}} {
+		if d.d.Duration < 0 {
+			p.add(d.name, "must be positive, got %s; remove the key to use the default", d.d.Duration)
+		}
+	}
+	if t := k.TLS; t != nil && (t.CertFile == "") != (t.KeyFile == "") {
+		p.add("tls", "certFile and keyFile must be set together for a client certificate; set both or neither")
+	}
+	if s := k.SASL; s != nil {
+		switch {
+		case s.Mechanism == "":
+			p.add("sasl.mechanism", "missing; use one of %s", strings.Join(saslMechanism, ", "))
+		case !slices.Contains(saslMechanism, s.Mechanism):
+			p.add("sasl.mechanism", "unknown mechanism %q; use one of %s", s.Mechanism, strings.Join(saslMechanism, ", "))
+		}
+		if s.Username == "" {
+			p.add("sasl.username", "missing; set the SASL user name")
+		}
+		if (s.PasswordFile == "") == (s.PasswordEnv == "") {
+			p.add("sasl", "set exactly one of passwordFile and passwordEnv; the password itself never goes in the catalog")
+		}
+	}
+}
+
+// validate checks one entry and compiles its template and patterns.
+// Queries are test-rendered only when labelsOK, so that an invalid
+// prometheus.labels is reported once, not once per entry.
+func (m *Metric) validate(p *problems, labels PrometheusLabels, labelsOK bool) {
+	switch {
+	case m.Name == "":
+		p.add("name", "missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second")
+	case !labelNameRE.MatchString(m.Name):
+		p.add("name", "%q is not a valid metric name; use letters, digits and underscores, not starting with a digit", m.Name)
+	}
+	if len(m.APIs) == 0 {
+		p.add("apis", "missing; list where the entry is served: pods, object and/or external")
+	}
+	for i, a := range m.APIs {
+		switch {
+		case !slices.Contains(apiNames, a):
+			p.add(fmt.Sprintf("apis[%d]", i), "unknown API %q; use pods, object or external", a)
+		case slices.Index(m.APIs, a) < i:
+			p.add(fmt.Sprintf("apis[%d]", i), "%q is listed twice; list each API once", a)
+		case m.Source == SourceKafka && a != APIExternal:
+			p.add(fmt.Sprintf("apis[%d]", i), "kafka entries are served on the external API only; set apis: [external]")
+		}
+	}
+	for i, ns := range m.ExternalNamespaces {
+		if len(validation.IsDNS1123Label(ns)) > 0 {
+			p.add(fmt.Sprintf("externalNamespaces[%d]", i), "%q is not a namespace name; use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit", ns)
+		}
+	}
+	if len(m.ExternalNamespaces) > 0 && !m.Serves(APIExternal) {
+		p.add("externalNamespaces", "only used by the external API; add external to apis or remove externalNamespaces")
+	}
+	switch m.Source {
+	case "":
+		p.add("source", "missing; set prometheus or kafka")
+	case SourcePrometheus:
+		m.validatePrometheus(p, labels, labelsOK)
+	case SourceKafka:
+		m.validateKafka(p)
+	default:
+		p.add("source", "unknown source %q; use prometheus or kafka", m.Source)
+	}
+}
+
+func (m *Metric) validateKafka(p *problems) {
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"query", m.Query != ""}, {"parameters", len(m.Parameters) > 0}, {"selectorLabels", len(m.SelectorLabels) > 0}, {"resources", len(m.Resources) > 0}} {
+		if f.set {
+			p.add(f.name, "not used by a kafka entry; remove it (kafka entries take the selector keys group, topic and cluster)")
+		}
+	}
+	k := m.Kafka
+	if k == nil {
+		p.add("kafka", "missing; a kafka entry needs a kafka block, e.g. kafka: {signal: lag}")
+		return
+	}
+	signals := make([]string, len(signalNames))
+	for i, s := range signalNames {
+		signals[i] = string(s)
+	}
+	switch {
+	case k.Signal == "":
+		p.add("kafka.signal", "missing; set one of %s", strings.Join(signals, ", "))
+	case !slices.Contains(signalNames, k.Signal):
+		p.add("kafka.signal", "unknown signal %q; use one of %s", k.Signal, strings.Join(signals, ", "))
+	}
+	if k.OffsetReset != OffsetResetLatest && k.OffsetReset != OffsetResetEarliest {
+		p.add("kafka.offsetReset", "unknown value %q; use latest or earliest", k.OffsetReset)
+	}
+	if _, err := path.Match(strings.ReplaceAll(k.GroupPattern, "{namespace}", "ns"), ""); err != nil {
+		p.add("kafka.groupPattern", "%q is not a valid glob: %w; use *, ?, [...] and {namespace}, e.g. {namespace}-*", k.GroupPattern, err)
+	}
+	if k.StallWindow.Duration < 0 {
+		p.add("kafka.stallWindow", "must be positive, got %s; remove the key to use the default", k.StallWindow.Duration)
+	}
+}
+
+func (m *Metric) validatePrometheus(p *problems, labels PrometheusLabels, labelsOK bool) {
+	if m.Kafka != nil {
+		p.add("kafka", "set on a prometheus entry; remove it, or set source: kafka")
+	}
+	paramsOK := true
+	for i, prm := range m.Parameters {
+		f := fmt.Sprintf("parameters[%d]", i)
+		switch {
+		case prm.Name == "":
+			p.add(f+".name", "missing; name the parameter, e.g. name: window (HPAs set it as a selector key)")
+			paramsOK = false
+		case !labelNameRE.MatchString(prm.Name):
+			p.add(f+".name", "%q is not a valid parameter name; use letters, digits and underscores, not starting with a digit", prm.Name)
+			paramsOK = false
+		case slices.IndexFunc(m.Parameters, func(q Parameter) bool { return q.Name == prm.Name }) < i:
+			p.add(f+".name", "duplicate parameter %q; declare each parameter once", prm.Name)
+		case slices.Contains(m.SelectorLabels, prm.Name):
+			p.add(f+".name", "%q is also listed in selectorLabels; a selector key is either a parameter or a label, remove it from one", prm.Name)
+		}
+		if prm.Pattern == "" {
+			p.add(f+".pattern", "missing; every parameter needs a pattern so selector values cannot change the query's shape, e.g. pattern: '[1-9][0-9]{0,3}(s|m|h)'")
+			paramsOK = false
+		}
+	}
+	for _, e := range m.compile() {
+		fe := e.(*FieldError)
+		if strings.HasPrefix(fe.Path, "parameters[") {
+			paramsOK = false
+		}
+		p.errs = append(p.errs, &FieldError{Path: joinPath(p.prefix, fe.Path), Err: fe.Err})
+	}
+	for i, prm := range m.Parameters {
+		if m.patterns[i] != nil && prm.Pattern != "" && prm.Default != "" && !m.patterns[i].MatchString(prm.Default) {
+			p.add(fmt.Sprintf("parameters[%d].default", i), "%q does not match the pattern %q; change the default or the pattern", prm.Default, prm.Pattern)
+			paramsOK = false
+		}
+	}
+	for i, l := range m.SelectorLabels {
+		f := fmt.Sprintf("selectorLabels[%d]", i)
+		switch {
+		case l != "*" && !labelNameRE.MatchString(l):
+			p.add(f, "%q is not a valid Prometheus label name; use letters, digits and underscores, or \"*\" for any valid label name", l)
+		case slices.Index(m.SelectorLabels, l) < i:
+			p.add(f, "%q is listed twice; list each label once", l)
+		}
+	}
+	m.validateResources(p)
+	if m.Query == "" {
+		p.add("query", "missing; a prometheus entry needs a PromQL template, e.g. sum by (<<.GroupBy>>) (rate(orders_total{<<.LabelMatchers>>}[2m]))")
+		return
+	}
+	if m.tmpl == nil {
+		return // compile reported the parse error
+	}
+	for _, name := range paramRefs(m.tmpl) {
+		if !m.HasParameter(name) {
+			p.add("query", "uses .Params.%s, which is not declared; declare it under parameters (name, pattern, default) or remove it from the query", name)
+			paramsOK = false
+		}
+	}
+	if paramsOK && labelsOK {
+		m.validateRendered(p, labels)
+	}
+}
+
+func (m *Metric) validateResources(p *problems) {
+	if len(m.Resources) > 0 && !m.Serves(APIObject) {
+		p.add("resources", "only used by the object API; add object to apis or remove resources")
+	}
+	keys := make([]string, 0, len(m.Resources))
+	for r := range m.Resources {
+		keys = append(keys, r)
+	}
+	slices.Sort(keys)
+	for _, r := range keys {
+		f := fmt.Sprintf("resources[%q]", r)
+		switch {
+		case r == "pods" || r == "namespaces":
+			p.add(f, "%s always map to prometheus.labels.%s; remove this entry", r, strings.TrimSuffix(r, "s"))
+		case !resourceRE.MatchString(r):
+			p.add(f, "%q is not a resource name; write the lowercase plural resource with its API group unless it is core, e.g. services or deployments.apps", r)
+		}
+		if l := m.Resources[r]; !labelNameRE.MatchString(l) {
+			p.add(f, "%q is not a valid Prometheus label name; name the label holding the object's name, e.g. deployment", l)
+		}
+	}
+}
+
+// validateRendered renders the query with and without matchers and
+// grouping and parses the results as PromQL.
+func (m *Metric) validateRendered(p *problems, labels PrometheusLabels) {
+	params := map[string]string{}
+	for _, prm := range m.Parameters {
+		v := prm.Default
+		if v == "" {
+			if v = sampleValue(prm.Pattern); v == "" {
+				return // no value to test with; RenderQuery checks values at request time
+			}
+		}
+		params[prm.Name] = v
+	}
+	matchers := labels.Namespace + `="default"`
+	for _, d := range []QueryData{
+		{LabelMatchers: matchers, GroupBy: []string{labels.Pod}},
+		{LabelMatchers: matchers},
+		{GroupBy: []string{labels.Pod}},
+		{},
+	} {
+		q, err := execute(m.tmpl, newTemplateData(d.LabelMatchers, d.GroupBy, params))
+		if err != nil {
+			p.add("query", "does not render: %w; use only .LabelMatchers, .GroupBy, .GroupByWith \"label\" and .Params.<name>", err)
+			return
+		}
+		expr, err := promqlParser.ParseExpr(q)
+		if err != nil {
+			p.add("query", "renders invalid PromQL when .GroupBy is %s and .LabelMatchers is %s: %w; the query was: %s; "+
+				"make the template valid with and without grouping and matchers (write by (<<.GroupByWith \"le\">>), not by (<<.GroupBy>>, le))",
+				orEmpty(strings.Join(d.GroupBy, ", ")), orEmpty(d.LabelMatchers), err, q)
+			return
+		}
+		if t := expr.Type(); t != parser.ValueTypeVector && t != parser.ValueTypeScalar {
+			kind := map[parser.ValueType]string{parser.ValueTypeMatrix: "range vector"}[t]
+			if kind == "" {
+				kind = string(t)
+			}
+			p.add("query", "renders a %s, not an instant vector: %s; wrap range selectors in a function such as rate(...)", kind, q)
+			return
+		}
+	}
+}
+
+func orEmpty(s string) string {
+	if s == "" {
+		return `""`
+	}
+	return s
+}

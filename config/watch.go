@@ -1,0 +1,157 @@
+package config
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"k8s.io/klog/v2"
+)
+
+const (
+	// reloadDelay lets a burst of file events (an editor's save, a
+	// ConfigMap's symlink swap) settle into one reload.
+	reloadDelay = 250 * time.Millisecond
+	// resyncPeriod re-reads the file even without events, in case the
+	// watch missed one or the file is a symlink into another directory.
+	resyncPeriod = time.Minute
+)
+
+// Watcher holds the current catalog and replaces it when the file changes.
+// Current is safe for concurrent use; Run is called once.
+type Watcher struct {
+	// OnChange, if not nil, is called from Run with each catalog Run
+	// applies, after Current returns it. Set it before calling Run.
+	OnChange func(*Catalog)
+
+	path    string
+	current atomic.Pointer[Catalog]
+	// last is the content of the file as last read by reload, applied or
+	// not, so unchanged content is neither parsed nor logged again. Only
+	// Run touches it after NewWatcher.
+	last []byte
+
+	delay, resync time.Duration
+	// reloaded, if not nil, is called after each parse Run attempts, with
+	// its error; tests use it to know an invalid file has been seen.
+	reloaded func(error)
+}
+
+// NewWatcher loads the catalog file at path and returns a Watcher serving
+// it. An empty path serves Default and never changes. An invalid file is an
+// error here; later, Run keeps the previous catalog instead.
+func NewWatcher(path string) (*Watcher, error) {
+	w := &Watcher{path: path, delay: reloadDelay, resync: resyncPeriod}
+	if path == "" {
+		w.current.Store(Default())
+		return w, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	w.last = data
+	w.current.Store(c)
+	return w, nil
+}
+
+// Current returns the catalog in effect. It never returns nil for a Watcher
+// made by NewWatcher.
+func (w *Watcher) Current() *Catalog { return w.current.Load() }
+
+// Run watches the file's directory (a ConfigMap volume replaces the file by
+// swapping the ..data symlink, which a watch on the file itself misses) and
+// reloads the catalog when it changes, until ctx is done. A file that does
+// not parse or validate is logged and the previous catalog kept; so is an
+// empty file, which is what a writer leaves between truncating and writing
+// (write "{}" for a catalog of presets only).
+func (w *Watcher) Run(ctx context.Context) {
+	if w.path == "" {
+		<-ctx.Done()
+		return
+	}
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	fw, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = fw.Add(filepath.Dir(w.path)); err != nil {
+			_ = fw.Close()
+		}
+	}
+	if err != nil {
+		klog.ErrorS(err, "Cannot watch the catalog file; re-reading it periodically instead", "path", w.path, "period", w.resync)
+	} else {
+		defer fw.Close()
+		events, errs = fw.Events, fw.Errors
+	}
+	// The file may have changed between NewWatcher and the watch.
+	w.reload()
+	debounce := time.NewTimer(w.delay)
+	debounce.Stop()
+	defer debounce.Stop()
+	resync := time.NewTicker(w.resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			debounce.Reset(w.delay)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			klog.ErrorS(err, "Watching the catalog file", "path", w.path)
+		case <-debounce.C:
+			w.reload()
+		case <-resync.C:
+			w.reload()
+		}
+	}
+}
+
+// reload reads and applies the file if its content changed.
+func (w *Watcher) reload() {
+	data, err := os.ReadFile(w.path)
+	if err != nil {
+		klog.ErrorS(err, "Cannot read the catalog file; keeping the previous catalog", "path", w.path)
+		return
+	}
+	if len(data) == 0 {
+		// Most likely a writer that truncated the file and has not written
+		// it yet; an intentionally empty catalog is written as {}.
+		klog.V(2).InfoS("Catalog file is empty; waiting for it to be written", "path", w.path)
+		return
+	}
+	if bytes.Equal(data, w.last) {
+		return
+	}
+	w.last = data
+	c, err := Parse(data)
+	if w.reloaded != nil {
+		defer w.reloaded(err)
+	}
+	if err != nil {
+		klog.ErrorS(err, "Catalog file is invalid; keeping the previous catalog", "path", w.path)
+		return
+	}
+	w.current.Store(c)
+	klog.InfoS("Reloaded the catalog", "path", w.path, "metrics", len(c.Metrics), "kafkaClusters", len(c.Kafka.Clusters))
+	if w.OnChange != nil {
+		w.OnChange(c)
+	}
+}

@@ -1,0 +1,162 @@
+// Package prometheus is the Prometheus source of hpa-signals: an instant
+// query client with the adapter's authentication flags, and the translation
+// of a catalog entry plus an HPA metric selector into one canonical PromQL
+// string with every selector value escaped, so selector input can never
+// change the shape of the query.
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+	"k8s.io/klog/v2"
+)
+
+// ErrNoData is wrapped by Query errors when Prometheus answered but no
+// finite sample was left: the series does not exist (yet), or every value
+// was NaN or ±Inf. Callers map it to "not found", never to 0.
+var ErrNoData = errors.New("no data")
+
+// Sample is one value of a query result.
+type Sample struct {
+	// Labels are the series' labels; empty for a scalar result.
+	Labels map[string]string
+	// Value is finite: NaN and ±Inf samples are dropped.
+	Value float64
+	// Timestamp is the sample's evaluation time as reported by Prometheus.
+	Timestamp time.Time
+}
+
+// Client runs instant queries against one Prometheus. It is safe for
+// concurrent use.
+type Client struct {
+	api     v1.API
+	url     string // redacted, for messages
+	timeout time.Duration
+	metrics *clientMetrics
+}
+
+// NewClient returns a client for validated options. reg receives the
+// client's own metrics (hpa_signals_source_*{source="prometheus"}); nil
+// registers nothing.
+func NewClient(o *Options, reg prometheus.Registerer) (*Client, error) {
+	if errs := o.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid Prometheus options: %w", errors.Join(errs...))
+	}
+	if o.URL == "" {
+		return nil, errors.New("create Prometheus client: --prometheus-url is empty")
+	}
+	rt, err := newTransport(o)
+	if err != nil {
+		return nil, fmt.Errorf("create Prometheus HTTP transport: %w", err)
+	}
+	c, err := api.NewClient(api.Config{Address: o.URL, RoundTripper: rt})
+	if err != nil {
+		return nil, fmt.Errorf("create Prometheus API client: %w", err)
+	}
+	m, err := newClientMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(o.URL) // validated above
+	return &Client{api: v1.NewAPI(c), url: u.Redacted(), timeout: o.Timeout, metrics: m}, nil
+}
+
+// Query runs promql as an instant query at Prometheus' current time,
+// bounded by ctx and the query timeout. It returns the finite samples of a
+// vector or scalar result, or an error: one wrapping ErrNoData when nothing
+// finite is left, or one naming Prometheus and the cause when the query
+// could not be answered (bad query, timeout, Prometheus unreachable).
+func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
+	start := time.Now()
+	samples, err := c.query(ctx, promql)
+	c.metrics.observe(resultOf(ctx, err), time.Since(start))
+	return samples, err
+}
+
+func (c *Client) query(ctx context.Context, promql string) ([]Sample, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	// The zero time lets Prometheus evaluate at its own clock, so a skewed
+	// adapter clock cannot ask for the future. The timeout is also passed
+	// on, so Prometheus stops evaluating when we stop waiting.
+	value, warnings, infos, err := c.api.Query(ctx, promql, time.Time{}, v1.WithTimeout(c.timeout))
+	if len(warnings) > 0 || len(infos) > 0 {
+		klog.V(2).InfoS("Prometheus returned warnings", "query", promql, "warnings", warnings, "infos", infos)
+	}
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%w)", err, ctxErr)
+		}
+		return nil, fmt.Errorf("query Prometheus at %s for %q: %w", c.url, promql, err)
+	}
+	samples, err := toSamples(value)
+	if err != nil {
+		return nil, fmt.Errorf("query Prometheus at %s for %q: %w", c.url, promql, err)
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("%w for %s", ErrNoData, promql)
+	}
+	return samples, nil
+}
+
+// toSamples converts a vector or scalar result, dropping non-finite values.
+func toSamples(value model.Value) ([]Sample, error) {
+	switch v := value.(type) {
+	case model.Vector:
+		out := make([]Sample, 0, len(v))
+		for _, s := range v {
+			f := float64(s.Value)
+			if !finite(f) {
+				continue
+			}
+			ls := make(map[string]string, len(s.Metric))
+			for k, val := range s.Metric {
+				ls[string(k)] = string(val)
+			}
+			out = append(out, Sample{Labels: ls, Value: f, Timestamp: s.Timestamp.Time()})
+		}
+		return out, nil
+	case *model.Scalar:
+		f := float64(v.Value)
+		if !finite(f) {
+			return nil, nil
+		}
+		return []Sample{{Labels: map[string]string{}, Value: f, Timestamp: v.Timestamp.Time()}}, nil
+	case nil:
+		return nil, errors.New("empty result")
+	default:
+		return nil, fmt.Errorf("result type %s is not supported; the query must return an instant vector or a scalar", value.Type())
+	}
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// resultOf classifies a query outcome for the result label.
+func resultOf(ctx context.Context, err error) string {
+	var apiErr *v1.Error
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, ErrNoData):
+		return "no_data"
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.As(err, &apiErr) && apiErr.Type == v1.ErrBadData:
+		return "bad_query"
+	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrTimeout || apiErr.Type == v1.ErrCanceled):
+		return "timeout"
+	default:
+		return "error"
+	}
+}

@@ -1,0 +1,332 @@
+package prometheus
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/hpa-signals/hpa-signals/config"
+)
+
+// ErrInvalidSelector is wrapped by BuildQuery errors caused by the HPA's
+// metric selector (a key the entry does not accept, an operator PromQL
+// cannot express, a parameter value outside its pattern). Callers map it to
+// 400 Bad Request; the message names the key and the fix.
+var ErrInvalidSelector = errors.New("invalid metric selector")
+
+// MatchOp is a PromQL label matching operator.
+type MatchOp string
+
+// The PromQL label matching operators.
+const (
+	MatchEqual     MatchOp = "="
+	MatchNotEqual  MatchOp = "!="
+	MatchRegexp    MatchOp = "=~"
+	MatchNotRegexp MatchOp = "!~"
+)
+
+// Matcher is one PromQL label matcher. String renders it with the value
+// quoted and escaped; for MatchRegexp and MatchNotRegexp, Value is a regular
+// expression (Prometheus anchors it at both ends).
+type Matcher struct {
+	Name  string
+	Op    MatchOp
+	Value string
+}
+
+// String renders the matcher as PromQL, e.g. service="frontend".
+func (m Matcher) String() string {
+	return m.Name + string(m.Op) + quote(m.Value)
+}
+
+// Scope is what the request, not the HPA's metric selector, decides: which
+// namespaces, which fixed label values and which grouping. Selector keys
+// that name a scope label are rejected so a selector cannot widen the scope.
+type Scope struct {
+	// Labels names the namespace and pod labels. Empty fields mean
+	// "namespace" and "pod".
+	Labels config.PrometheusLabels
+	// Namespaces the query is restricted to. Required: one is matched with
+	// =, several with =~ over their escaped alternatives.
+	Namespaces []string
+	// Fixed are extra matchers the caller imposes, e.g. service="frontend".
+	Fixed []Matcher
+	// GroupBy are the label names the query groups by (.GroupBy in the
+	// template). Empty aggregates everything into one series.
+	GroupBy []string
+}
+
+// BuildQuery renders the PromQL of entry m for scope s and the HPA's metric
+// selector. Selector keys declared as m.Parameters fill template
+// parameters; the others become label matchers if m.SelectorLabels allows
+// them. Equal inputs produce equal strings, so the result is a cache key.
+// Errors caused by the selector wrap ErrInvalidSelector.
+func BuildQuery(m *config.Metric, s Scope, metricSelector labels.Selector) (string, error) {
+	var reqs []requirement
+	if metricSelector != nil {
+		rs, selectable := metricSelector.Requirements()
+		if !selectable && !metricSelector.Empty() {
+			return "", fmt.Errorf("%w: selector %q selects nothing; use a selector without contradictions", ErrInvalidSelector, metricSelector)
+		}
+		for _, r := range rs {
+			reqs = append(reqs, requirement{key: r.Key(), op: r.Operator(), values: r.ValuesUnsorted()})
+		}
+	}
+	return buildQuery(m, s, reqs)
+}
+
+// requirement is a selector requirement without the Kubernetes syntax
+// limits on values, so the fuzz test can feed any string.
+type requirement struct {
+	key    string
+	op     selection.Operator
+	values []string
+}
+
+func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
+	nsLabel, podLabel := s.Labels.Namespace, s.Labels.Pod
+	if nsLabel == "" {
+		nsLabel = "namespace"
+	}
+	if podLabel == "" {
+		podLabel = "pod"
+	}
+	scope, reserved, err := scopeMatchers(m, s, nsLabel, podLabel)
+	if err != nil {
+		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
+	}
+
+	reqs = slices.Clone(reqs)
+	for i := range reqs {
+		reqs[i].values = slices.Clone(reqs[i].values)
+		slices.Sort(reqs[i].values)
+		reqs[i].values = slices.Compact(reqs[i].values)
+		if reqs[i].op == selection.DoubleEquals {
+			reqs[i].op = selection.Equals
+		}
+	}
+	slices.SortFunc(reqs, compareRequirements)
+
+	params := make(map[string]string, len(m.Parameters))
+	var matchers []string
+	for _, r := range reqs {
+		if p := parameter(m, r.key); p != nil {
+			v, err := paramValue(p, r, params)
+			if err != nil {
+				return "", fmt.Errorf("%w for metric %q: %w", ErrInvalidSelector, m.Name, err)
+			}
+			params[p.Name] = v
+			continue
+		}
+		mt, err := translate(m, r, reserved)
+		if err != nil {
+			return "", fmt.Errorf("%w for metric %q: %w", ErrInvalidSelector, m.Name, err)
+		}
+		matchers = append(matchers, mt.String())
+	}
+	slices.Sort(matchers)
+	matchers = slices.Compact(matchers)
+
+	// RenderQuery applies parameter defaults and checks values against
+	// their anchored patterns.
+	q, err := m.RenderQuery(config.QueryData{
+		LabelMatchers: strings.Join(append(scope, matchers...), ","),
+		GroupBy:       slices.Clone(s.GroupBy),
+		Params:        params,
+	})
+	if errors.Is(err, config.ErrInvalidParameter) {
+		return "", fmt.Errorf("%w for metric %q: %w", ErrInvalidSelector, m.Name, err)
+	}
+	if err != nil {
+		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
+	}
+	return q, nil
+}
+
+// scopeMatchers renders the scope's matchers in canonical order and returns
+// the label names a selector must not touch.
+func scopeMatchers(m *config.Metric, s Scope, nsLabel, podLabel string) ([]string, map[string]bool, error) {
+	reserved := map[string]bool{nsLabel: true, podLabel: true}
+	for _, l := range m.Resources {
+		reserved[l] = true
+	}
+	for _, l := range s.GroupBy {
+		if !validLabelName(l) {
+			return nil, nil, fmt.Errorf("group-by label %q is not a valid Prometheus label name", l)
+		}
+		reserved[l] = true
+	}
+	for _, n := range s.Namespaces {
+		if !utf8.ValidString(n) {
+			return nil, nil, fmt.Errorf("namespace %q is not valid UTF-8", n)
+		}
+	}
+	ns := slices.Clone(s.Namespaces)
+	slices.Sort(ns)
+	ns = slices.Compact(ns)
+	var out []string
+	switch len(ns) {
+	case 0:
+		return nil, nil, errors.New("no namespace to restrict the query to")
+	case 1:
+		out = append(out, Matcher{nsLabel, MatchEqual, ns[0]}.String())
+	default:
+		out = append(out, Matcher{nsLabel, MatchRegexp, alternatives(ns)}.String())
+	}
+	fixed := slices.Clone(s.Fixed)
+	slices.SortFunc(fixed, func(a, b Matcher) int {
+		return strings.Compare(a.String(), b.String())
+	})
+	for _, f := range fixed {
+		if !validLabelName(f.Name) {
+			return nil, nil, fmt.Errorf("fixed matcher label %q is not a valid Prometheus label name", f.Name)
+		}
+		if !utf8.ValidString(f.Value) {
+			return nil, nil, fmt.Errorf("fixed matcher on %q: value %q is not valid UTF-8", f.Name, f.Value)
+		}
+		switch f.Op {
+		case MatchEqual, MatchNotEqual, MatchRegexp, MatchNotRegexp:
+		default:
+			return nil, nil, fmt.Errorf("fixed matcher on %q has unknown operator %q", f.Name, f.Op)
+		}
+		reserved[f.Name] = true
+		out = append(out, f.String())
+	}
+	return out, reserved, nil
+}
+
+func parameter(m *config.Metric, key string) *config.Parameter {
+	for i := range m.Parameters {
+		if m.Parameters[i].Name == key {
+			return &m.Parameters[i]
+		}
+	}
+	return nil
+}
+
+// paramValue checks a requirement on a parameter key and returns its value.
+// Defaults and patterns are applied by config.Metric.RenderQuery.
+func paramValue(p *config.Parameter, r requirement, seen map[string]string) (string, error) {
+	if r.op != selection.Equals && r.op != selection.DoubleEquals || len(r.values) != 1 {
+		return "", fmt.Errorf("parameter %q only takes %s=<value>, not operator %q", p.Name, p.Name, r.op)
+	}
+	v := r.values[0]
+	if prev, ok := seen[p.Name]; ok && prev != v {
+		return "", fmt.Errorf("parameter %q is set twice (%q and %q); set it once", p.Name, prev, v)
+	}
+	return v, nil
+}
+
+// translate turns a selector requirement on a label key into a matcher.
+func translate(m *config.Metric, r requirement, reserved map[string]bool) (Matcher, error) {
+	k := r.key
+	switch {
+	case strings.HasPrefix(k, "__"):
+		return Matcher{}, fmt.Errorf("key %q: labels starting with __ are reserved by Prometheus; remove it from the selector", k)
+	case !validLabelName(k):
+		return Matcher{}, fmt.Errorf("key %q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*); use the label's name as stored in Prometheus (e.g. %q) as the selector key", k, sanitize(k))
+	case reserved[k]:
+		return Matcher{}, fmt.Errorf("key %q is set by the request itself (namespace, object or grouping label); remove it from the metric selector", k)
+	case !m.AllowsSelectorLabel(k):
+		return Matcher{}, fmt.Errorf("key %q is not accepted by this metric; use one of %v or ask the admin to add it to selectorLabels", k, acceptedKeys(m))
+	}
+	for _, v := range r.values {
+		if !utf8.ValidString(v) {
+			return Matcher{}, fmt.Errorf("key %q: value %q is not valid UTF-8", k, v)
+		}
+	}
+	switch r.op {
+	case selection.Equals, selection.DoubleEquals, selection.NotEquals:
+		if len(r.values) != 1 {
+			return Matcher{}, fmt.Errorf("key %q: operator %q needs exactly one value", k, r.op)
+		}
+		op := MatchEqual
+		if r.op == selection.NotEquals {
+			op = MatchNotEqual
+		}
+		return Matcher{k, op, r.values[0]}, nil
+	case selection.In, selection.NotIn:
+		if len(r.values) == 0 {
+			return Matcher{}, fmt.Errorf("key %q: operator %q needs at least one value", k, r.op)
+		}
+		op := MatchRegexp
+		if r.op == selection.NotIn {
+			op = MatchNotRegexp
+		}
+		return Matcher{k, op, alternatives(r.values)}, nil
+	case selection.Exists:
+		return Matcher{k, MatchRegexp, ".+"}, nil
+	case selection.DoesNotExist:
+		return Matcher{k, MatchEqual, ""}, nil
+	default:
+		return Matcher{}, fmt.Errorf("key %q: operator %q has no PromQL equivalent; use =, !=, in, notin, exists or !key", k, r.op)
+	}
+}
+
+func acceptedKeys(m *config.Metric) []string {
+	var keys []string
+	for _, p := range m.Parameters {
+		keys = append(keys, p.Name)
+	}
+	return append(keys, m.SelectorLabels...)
+}
+
+// alternatives is a regular expression matching exactly one of the sorted
+// values.
+func alternatives(values []string) string {
+	quoted := make([]string, len(values))
+	for i, v := range values {
+		quoted[i] = regexp.QuoteMeta(v)
+	}
+	slices.Sort(quoted)
+	return strings.Join(quoted, "|")
+}
+
+// quote renders s as a PromQL double-quoted string. PromQL string literals
+// use Go's escape sequences, so strconv.Quote output parses back to s for
+// any valid UTF-8 s; the fuzz test checks the round trip with the parser.
+func quote(s string) string { return strconv.Quote(s) }
+
+func validLabelName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// sanitize suggests the label name Prometheus' Kubernetes discovery and
+// kube-state-metrics use for a key: every other character becomes _.
+func sanitize(k string) string {
+	var b strings.Builder
+	for i, c := range k {
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+func compareRequirements(a, b requirement) int {
+	if c := strings.Compare(a.key, b.key); c != 0 {
+		return c
+	}
+	if c := strings.Compare(string(a.op), string(b.op)); c != 0 {
+		return c
+	}
+	return slices.Compare(a.values, b.values)
+}

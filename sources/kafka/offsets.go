@@ -1,0 +1,374 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol/listoffsets"
+	meta "github.com/segmentio/kafka-go/protocol/metadata"
+	"github.com/segmentio/kafka-go/protocol/offsetfetch"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
+)
+
+// PartitionLag is one partition's offsets as read in one evaluation.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	// Committed is the group's committed offset; -1 when it has none.
+	Committed int64
+	// LogStart is the first offset still in the log (retention and
+	// DeleteRecords move it forward).
+	LogStart int64
+	// End is the log end offset (high watermark): the next offset to be
+	// written.
+	End int64
+	// Lag is the number of messages behind: End - max(Committed, LogStart),
+	// never below 0; for Committed -1 it follows the offset-reset policy.
+	Lag int64
+	// Oldest is the timestamp of the oldest unconsumed record. Set only by
+	// the lag_seconds signal and only for partitions with Lag > 0.
+	Oldest time.Time
+	// Stalled reports whether the committed offset has stood still for the
+	// stall window while Lag > 0. Set by every signal; false until the
+	// window has been observed.
+	Stalled bool
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// partitionError records one per-partition error code from the broker.
+type partitionError struct {
+	tp  topicPartition
+	err error
+}
+
+// coordinator returns the cached coordinator of group, asking the cluster
+// (one FindCoordinator) when none is cached.
+func (c *cluster) coordinator(ctx context.Context, group string) (int32, error) {
+	c.mu.Lock()
+	id, ok := c.coordinators[group]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	res, err := c.client.FindCoordinator(ctx, &kafkago.FindCoordinatorRequest{Key: group, KeyType: kafkago.CoordinatorKeyTypeConsumer})
+	if err != nil {
+		return 0, c.wrap(fmt.Sprintf("find coordinator for group %q", group), err)
+	}
+	if res.Error != nil {
+		return 0, c.wrap(fmt.Sprintf("find coordinator for group %q", group), res.Error)
+	}
+	c.mu.Lock()
+	c.coordinators[group] = int32(res.Coordinator.NodeID)
+	c.mu.Unlock()
+	return int32(res.Coordinator.NodeID), nil
+}
+
+func (c *cluster) forgetCoordinator(group string) {
+	c.mu.Lock()
+	delete(c.coordinators, group)
+	c.mu.Unlock()
+}
+
+// committedOffsets returns every offset group has committed, by topic and
+// partition (OffsetFetch with null topics: one request to the cached
+// coordinator). A moved coordinator is looked up again once.
+func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics) (map[string]map[int32]int64, error) {
+	op := fmt.Sprintf("offset fetch for group %q", group)
+	for attempt := 0; ; attempt++ {
+		id, err := c.coordinator(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &offsetFetchAt{GroupID: group, broker: id})
+		if err == nil {
+			res := msg.(*offsetfetch.Response)
+			if res.ErrorCode != 0 {
+				err = kafkago.Error(res.ErrorCode)
+			} else {
+				return c.collectCommitted(group, res, m)
+			}
+		}
+		var gone errBrokerGone
+		retriable := errors.Is(err, kafkago.NotCoordinatorForGroup) || errors.Is(err, kafkago.GroupCoordinatorNotAvailable) || errors.As(err, &gone)
+		if retriable || errors.Is(err, kafkago.BrokerNotAvailable) || isConnError(err) {
+			c.forgetCoordinator(group)
+		}
+		switch {
+		case errors.Is(err, kafkago.GroupIdNotFound):
+			return nil, fmt.Errorf("kafka: %w: group %q does not exist on cluster %q", ErrUnknownGroup, group, c.name)
+		case retriable && attempt == 0:
+			continue
+		default:
+			return nil, c.wrap(op, err)
+		}
+	}
+}
+
+func (c *cluster) collectCommitted(group string, res *offsetfetch.Response, m *metrics) (map[string]map[int32]int64, error) {
+	out := make(map[string]map[int32]int64, len(res.Topics))
+	var perr []partitionError
+	for _, t := range res.Topics {
+		ps := make(map[int32]int64, len(t.Partitions))
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				perr = append(perr, partitionError{topicPartition{t.Name, p.PartitionIndex}, kafkago.Error(p.ErrorCode)})
+				continue
+			}
+			ps[p.PartitionIndex] = p.CommittedOffset
+		}
+		out[t.Name] = ps
+	}
+	if len(perr) > 0 {
+		return nil, c.partialRead(fmt.Sprintf("offset fetch for group %q", group), "offset_fetch", perr, m)
+	}
+	return out, nil
+}
+
+// partialRead counts per-partition errors and turns them into one error:
+// a value is never computed from an incomplete read.
+func (c *cluster) partialRead(op, api string, perr []partitionError, m *metrics) error {
+	for _, e := range perr {
+		m.partitionError(c.name, api, e.err)
+	}
+	first := perr[0]
+	return c.wrap(op, fmt.Errorf("%d partition(s) failed, first %s/%d: %w", len(perr), first.tp.topic, first.tp.partition, first.err))
+}
+
+// groupExists asks the coordinator whether group is known (DescribeGroups).
+// Used only when the group has no committed offsets at all.
+func (c *cluster) groupExists(ctx context.Context, group string) (bool, error) {
+	res, err := c.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	if err != nil {
+		return false, c.wrap(fmt.Sprintf("describe group %q", group), err)
+	}
+	if len(res.Groups) != 1 {
+		return false, c.wrap(fmt.Sprintf("describe group %q", group), fmt.Errorf("%d groups in the response, want 1", len(res.Groups)))
+	}
+	g := res.Groups[0]
+	switch {
+	case errors.Is(g.Error, kafkago.GroupIdNotFound):
+		return false, nil
+	case g.Error != nil:
+		return false, c.wrap(fmt.Sprintf("describe group %q", group), g.Error)
+	}
+	return g.GroupState != "Dead" && g.GroupState != "", nil
+}
+
+// metadata returns the cached metadata of topics (no broker request unless
+// the transport's cache has expired).
+func (c *cluster) metadata(ctx context.Context, topics []string) (*meta.Response, error) {
+	msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &meta.Request{TopicNames: topics})
+	if err != nil {
+		return nil, c.wrap("metadata", err)
+	}
+	return msg.(*meta.Response), nil
+}
+
+// listOffsets sends one ListOffsets request per leader broker for the
+// given timestamp (-1 end, -2 log start) and returns the offsets by
+// partition. Leaders are asked concurrently.
+func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, m *metrics) (map[topicPartition]int64, error) {
+	kind := "end"
+	if timestamp == kafkago.FirstOffset {
+		kind = "log start"
+	}
+	op := fmt.Sprintf("list %s offsets", kind)
+	var (
+		mu   sync.Mutex
+		out  = make(map[topicPartition]int64)
+		perr []partitionError
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	for leader, topics := range byLeader {
+		req := &listOffsetsAt{ReplicaID: -1, broker: leader, Topics: make([]listoffsets.RequestTopic, len(topics))}
+		want := 0
+		for i, t := range topics {
+			parts := make([]listoffsets.RequestPartition, len(t.Partitions))
+			for j, p := range t.Partitions {
+				parts[j] = listoffsets.RequestPartition{Partition: p.Partition, CurrentLeaderEpoch: -1, Timestamp: timestamp}
+			}
+			req.Topics[i] = listoffsets.RequestTopic{Topic: t.Topic, Partitions: parts}
+			want += len(parts)
+		}
+		g.Go(func() error {
+			msg, err := c.transport.RoundTrip(gctx, c.client.Addr, req)
+			if err != nil {
+				return c.wrap(fmt.Sprintf("%s from broker %d", op, leader), err)
+			}
+			res := msg.(*listoffsets.Response)
+			mu.Lock()
+			defer mu.Unlock()
+			got := 0
+			for _, t := range res.Topics {
+				for _, p := range t.Partitions {
+					tp := topicPartition{t.Topic, p.Partition}
+					if p.ErrorCode != 0 {
+						perr = append(perr, partitionError{tp, kafkago.Error(p.ErrorCode)})
+						continue
+					}
+					out[tp] = p.Offset
+					got++
+				}
+			}
+			if got+len(perr) < want {
+				return c.wrap(fmt.Sprintf("%s from broker %d", op, leader), fmt.Errorf("the response covers %d of %d partitions", got, want))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if len(perr) > 0 {
+		sort.Slice(perr, func(i, j int) bool { return lessTP(perr[i].tp, perr[j].tp) })
+		return nil, c.partialRead(op, "list_offsets", perr, m)
+	}
+	return out, nil
+}
+
+func lessTP(a, b topicPartition) bool {
+	if a.topic != b.topic {
+		return a.topic < b.topic
+	}
+	return a.partition < b.partition
+}
+
+// readGroup reads the group's committed offsets and the end and log-start
+// offsets of its partitions: one OffsetFetch, and per leader broker one
+// ListOffsets for end offsets and one for log-start offsets, the two kinds
+// sent concurrently. Metadata comes from the transport cache.
+func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
+	committed, err := c.committedOffsets(ctx, q.Group, m)
+	if err != nil {
+		return nil, err
+	}
+	anyCommitted := false
+	var groupTopics []string
+	for t, ps := range committed {
+		for _, o := range ps {
+			if o >= 0 {
+				anyCommitted = true
+				groupTopics = append(groupTopics, t)
+				break
+			}
+		}
+	}
+	sort.Strings(groupTopics)
+	explicit := len(q.Topics) > 0
+	topics := q.Topics
+	if !explicit {
+		topics = groupTopics
+	}
+	if !anyCommitted {
+		exists, err := c.groupExists(ctx, q.Group)
+		if err != nil {
+			return nil, err
+		}
+		if !exists {
+			return nil, fmt.Errorf("kafka: %w: group %q has no committed offsets and is not known to cluster %q", ErrUnknownGroup, q.Group, c.name)
+		}
+		if !explicit {
+			return nil, fmt.Errorf("kafka: %w: group %q on cluster %q has no committed offsets yet; name the topics with a topic selector to apply the offsetReset policy", ErrNoData, q.Group, c.name)
+		}
+	}
+
+	md, err := c.metadata(ctx, topics)
+	if err != nil {
+		return nil, err
+	}
+	byLeader := map[int32][]listoffsets.RequestTopic{}
+	var parts []PartitionLag
+	var perr []partitionError
+	for _, t := range md.Topics {
+		if t.ErrorCode != 0 {
+			terr := kafkago.Error(t.ErrorCode)
+			if errors.Is(terr, kafkago.UnknownTopicOrPartition) {
+				if explicit {
+					return nil, fmt.Errorf("kafka: %w: topic %q does not exist on cluster %q", ErrUnknownTopic, t.Name, c.name)
+				}
+				// Offsets left behind by a deleted topic are not lag.
+				klog.V(2).InfoS("Skipping a committed topic that no longer exists", "cluster", c.name, "group", q.Group, "topic", t.Name)
+				continue
+			}
+			return nil, c.wrap(fmt.Sprintf("metadata of topic %q", t.Name), terr)
+		}
+		for _, p := range t.Partitions {
+			tp := topicPartition{t.Name, p.PartitionIndex}
+			if p.ErrorCode != 0 && p.LeaderID < 0 {
+				perr = append(perr, partitionError{tp, kafkago.Error(p.ErrorCode)})
+				continue
+			}
+			if p.LeaderID < 0 {
+				perr = append(perr, partitionError{tp, kafkago.LeaderNotAvailable})
+				continue
+			}
+			off, ok := committed[t.Name][p.PartitionIndex]
+			if !ok || off < 0 {
+				off = -1
+			}
+			parts = append(parts, PartitionLag{Topic: t.Name, Partition: p.PartitionIndex, Committed: off})
+			byLeader[p.LeaderID] = appendPartition(byLeader[p.LeaderID], t.Name, p.PartitionIndex)
+		}
+	}
+	if len(perr) > 0 {
+		return nil, c.partialRead("metadata", "metadata", perr, m)
+	}
+	if len(parts) == 0 {
+		return nil, fmt.Errorf("kafka: %w: none of the topics of group %q exist on cluster %q", ErrNoData, q.Group, c.name)
+	}
+
+	var ends, starts map[topicPartition]int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { ends, err = c.listOffsets(gctx, byLeader, kafkago.LastOffset, m); return err })
+	g.Go(func() (err error) { starts, err = c.listOffsets(gctx, byLeader, kafkago.FirstOffset, m); return err })
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	earliest := q.offsetReset() == OffsetResetEarliest
+	for i := range parts {
+		p := &parts[i]
+		tp := topicPartition{p.Topic, p.Partition}
+		p.End, p.LogStart = ends[tp], starts[tp]
+		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)
+	}
+	sort.Slice(parts, func(i, j int) bool {
+		return lessTP(topicPartition{parts[i].Topic, parts[i].Partition}, topicPartition{parts[j].Topic, parts[j].Partition})
+	})
+	return parts, nil
+}
+
+// partitionLag is the messages a consumer still has to read. Messages that
+// retention or DeleteRecords removed (below logStart) never count. A
+// partition without a committed offset counts 0 under "latest" and
+// end - logStart under "earliest", as the consumer would start there.
+func partitionLag(committed, logStart, end int64, earliest bool) int64 {
+	from := committed
+	switch {
+	case committed < 0 && !earliest:
+		return 0
+	case committed < 0 || committed < logStart:
+		from = logStart
+	}
+	if lag := end - from; lag > 0 {
+		return lag
+	}
+	return 0
+}
+
+func appendPartition(topics []listoffsets.RequestTopic, topic string, partition int32) []listoffsets.RequestTopic {
+	if n := len(topics); n > 0 && topics[n-1].Topic == topic {
+		topics[n-1].Partitions = append(topics[n-1].Partitions, listoffsets.RequestPartition{Partition: partition})
+		return topics
+	}
+	return append(topics, listoffsets.RequestTopic{Topic: topic, Partitions: []listoffsets.RequestPartition{{Partition: partition}}})
+}

@@ -1,0 +1,203 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+
+	"github.com/hpa-signals/hpa-signals/config"
+)
+
+// Errors callers classify with errors.Is.
+var (
+	// ErrInvalidSelector means the HPA's metric selector cannot be turned
+	// into a Query. The message names the offending key and the fix. The
+	// provider answers 400.
+	ErrInvalidSelector = errors.New("invalid metric selector")
+	// ErrUnknownGroup means the consumer group does not exist on the
+	// cluster: it has no committed offsets and the coordinator does not know
+	// it. The provider answers 404.
+	ErrUnknownGroup = errors.New("unknown consumer group")
+	// ErrNoData means the question is valid but has no answer yet, e.g.
+	// time_to_drain_seconds before two samples exist, or a record without a
+	// timestamp for lag_seconds. The provider answers 404.
+	ErrNoData = errors.New("no data")
+	// ErrUnknownTopic means a topic named by the selector does not exist.
+	// It wraps ErrNoData.
+	ErrUnknownTopic = fmt.Errorf("unknown topic: %w", ErrNoData)
+)
+
+// Defaults applied when the catalog leaves a setting zero.
+const (
+	// DefaultStallWindow is used when KafkaMetric.StallWindow is zero.
+	DefaultStallWindow = 5 * time.Minute
+	// OffsetResetLatest counts an uncommitted partition as 0 lag (default).
+	OffsetResetLatest = "latest"
+	// OffsetResetEarliest counts an uncommitted partition as end - log start.
+	OffsetResetEarliest = "earliest"
+)
+
+// Selector keys an HPA's metric selector may set.
+const (
+	keyGroup   = "group"
+	keyTopic   = "topic"
+	keyCluster = "cluster"
+)
+
+// Query is one question about one consumer group. Build it with
+// QueryFromSelector; a Query is a value and safe to share.
+type Query struct {
+	// Cluster is the configured cluster name. Required.
+	Cluster string
+	// Group is the consumer group. Required.
+	Group string
+	// Topics restricts the evaluation to these topics, sorted. Empty means
+	// every topic the group has committed offsets for, never other topics.
+	Topics []string
+	// Signal is what Evaluate computes. Empty means lag.
+	Signal config.KafkaSignal
+	// OffsetReset is "latest" or "earliest"; it decides how a partition
+	// without a committed offset counts. Empty means latest.
+	OffsetReset string
+	// StallWindow is how long a lagging partition's committed offset must
+	// stand still to count as stalled. Zero means DefaultStallWindow.
+	StallWindow time.Duration
+}
+
+// Key is the canonical form of q, usable as a cache key: equal queries
+// (topics in any order) have equal keys.
+func (q Query) Key() string {
+	topics := append([]string(nil), q.Topics...)
+	sort.Strings(topics)
+	signal := q.Signal
+	if signal == "" {
+		signal = config.KafkaLag
+	}
+	var b strings.Builder
+	for _, s := range []string{q.Cluster, q.Group, string(signal), q.offsetReset(), q.stallWindow().String(), strconv.Itoa(len(topics))} {
+		b.WriteString(s)
+		b.WriteByte(0)
+	}
+	b.WriteString(strings.Join(topics, "\x00"))
+	return b.String()
+}
+
+// stateKey identifies the committed-offset history shared by every signal
+// of one group over one topic set.
+func (q Query) stateKey() string {
+	topics := append([]string(nil), q.Topics...)
+	sort.Strings(topics)
+	return q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
+}
+
+func (q Query) offsetReset() string {
+	if q.OffsetReset == "" {
+		return OffsetResetLatest
+	}
+	return q.OffsetReset
+}
+
+func (q Query) stallWindow() time.Duration {
+	if q.StallWindow <= 0 {
+		return DefaultStallWindow
+	}
+	return q.StallWindow
+}
+
+// QueryFromSelector builds the Query for catalog entry m from an HPA's
+// metric selector. Keys: group (required, "="), topic (optional, "=" or
+// "in"), cluster (optional when clusterNames has exactly one entry, "=").
+// Any other key or operator, a missing group or an unknown cluster is an
+// error wrapping ErrInvalidSelector that names the key and the fix.
+func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selector) (Query, error) {
+	if m == nil || m.Kafka == nil {
+		return Query{}, errors.New("kafka: catalog entry has no kafka settings")
+	}
+	q := Query{
+		Signal:      m.Kafka.Signal,
+		OffsetReset: m.Kafka.OffsetReset,
+		StallWindow: m.Kafka.StallWindow.Duration,
+	}
+	switch q.OffsetReset {
+	case "", OffsetResetLatest, OffsetResetEarliest:
+	default:
+		return Query{}, fmt.Errorf("kafka: metric %q: offsetReset %q: want %q or %q", m.Name, q.OffsetReset, OffsetResetLatest, OffsetResetEarliest)
+	}
+	switch q.Signal {
+	case "", config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaTimeToDrain, config.KafkaStalledPartitions:
+	default:
+		return Query{}, fmt.Errorf("kafka: metric %q: unknown signal %q", m.Name, q.Signal)
+	}
+
+	var reqs labels.Requirements
+	if sel != nil {
+		var selectable bool
+		reqs, selectable = sel.Requirements()
+		if !selectable {
+			return Query{}, fmt.Errorf("%w: the selector matches nothing; set group=<consumer group>", ErrInvalidSelector)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		key, op, values := r.Key(), r.Operator(), r.Values().List()
+		if seen[key] {
+			return Query{}, fmt.Errorf("%w: key %q is given more than once; give it once (use %q in (a,b) for several topics)", ErrInvalidSelector, key, keyTopic)
+		}
+		seen[key] = true
+		isEq := op == selection.Equals || op == selection.DoubleEquals
+		switch key {
+		case keyGroup:
+			if !isEq || len(values) != 1 || values[0] == "" {
+				return Query{}, fmt.Errorf("%w: key %q supports only %q with one consumer group, got operator %q", ErrInvalidSelector, key, "=", op)
+			}
+			q.Group = values[0]
+		case keyTopic:
+			if !isEq && op != selection.In {
+				return Query{}, fmt.Errorf("%w: key %q supports %q or %q, got operator %q", ErrInvalidSelector, key, "=", "in", op)
+			}
+			q.Topics = values // sorted by Values().List()
+		case keyCluster:
+			if !isEq || len(values) != 1 {
+				return Query{}, fmt.Errorf("%w: key %q supports only %q with one cluster name, got operator %q", ErrInvalidSelector, key, "=", op)
+			}
+			q.Cluster = values[0]
+		default:
+			return Query{}, fmt.Errorf("%w: key %q is not supported by kafka metric %q; use %q (required), %q and %q", ErrInvalidSelector, key, m.Name, keyGroup, keyTopic, keyCluster)
+		}
+	}
+	if q.Group == "" {
+		return Query{}, fmt.Errorf("%w: key %q is required: add matchLabels {group: <consumer group>} to the HPA's metric selector", ErrInvalidSelector, keyGroup)
+	}
+	switch {
+	case q.Cluster == "" && len(clusterNames) == 1:
+		q.Cluster = clusterNames[0]
+	case q.Cluster == "":
+		return Query{}, fmt.Errorf("%w: key %q is required when several clusters are configured; set it to one of %s", ErrInvalidSelector, keyCluster, quoteList(clusterNames))
+	default:
+		found := false
+		for _, n := range clusterNames {
+			found = found || n == q.Cluster
+		}
+		if !found {
+			return Query{}, fmt.Errorf("%w: cluster %q is not configured; set %q to one of %s", ErrInvalidSelector, q.Cluster, keyCluster, quoteList(clusterNames))
+		}
+	}
+	return q, nil
+}
+
+func quoteList(names []string) string {
+	if len(names) == 0 {
+		return "(none configured)"
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}

@@ -1,0 +1,101 @@
+package kafka
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/hpa-signals/hpa-signals/config"
+)
+
+func TestQueryFromSelector(t *testing.T) {
+	m := &config.Metric{Name: "kafka_consumer_lag", Source: config.SourceKafka,
+		Kafka: &config.KafkaMetric{Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: config.Duration{Duration: time.Minute}}}
+	one := []string{"main"}
+	two := []string{"main", "dr"}
+	for _, tc := range []struct {
+		name     string
+		sel      string
+		clusters []string
+		want     Query
+		wantErr  string // substring; also must wrap ErrInvalidSelector
+	}{
+		{"group only, one cluster", "group=billing", one,
+			Query{Cluster: "main", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute}, ""},
+		{"one topic", "group=billing,topic=orders", one,
+			Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute}, ""},
+		{"topics with in, sorted", "group=billing,topic in (payments,orders)", one,
+			Query{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute}, ""},
+		{"double equals", "group==billing,cluster==dr", two,
+			Query{Cluster: "dr", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute}, ""},
+		{"missing group", "topic=orders", one, Query{}, `key "group" is required`},
+		{"empty selector", "", one, Query{}, `key "group" is required`},
+		{"group with in", "group in (a,b)", one, Query{}, `key "group" supports only "="`},
+		{"group not equal", "group!=a", one, Query{}, `key "group" supports only "="`},
+		{"topic notin", "group=a,topic notin (x)", one, Query{}, `key "topic" supports "=" or "in"`},
+		{"topic exists", "group=a,topic", one, Query{}, `key "topic" supports "=" or "in"`},
+		{"unknown key", "group=a,namespace=x", one, Query{}, `key "namespace" is not supported`},
+		{"cluster required with two", "group=a", two, Query{}, `set it to one of "main", "dr"`},
+		{"unknown cluster", "group=a,cluster=eu", two, Query{}, `cluster "eu" is not configured; set "cluster" to one of "main", "dr"`},
+		{"cluster with in", "group=a,cluster in (main,dr)", two, Query{}, `key "cluster" supports only "="`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sel, err := labels.Parse(tc.sel)
+			if err != nil {
+				t.Fatalf("parse %q: %v", tc.sel, err)
+			}
+			got, err := QueryFromSelector(m, tc.clusters, sel)
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrInvalidSelector) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want ErrInvalidSelector containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("error = %v", err)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("query = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestQueryFromSelectorRejectsBadEntries(t *testing.T) {
+	sel := labels.SelectorFromSet(labels.Set{"group": "g"})
+	for _, m := range []*config.Metric{
+		{Name: "no-kafka"},
+		{Name: "bad-reset", Kafka: &config.KafkaMetric{Signal: config.KafkaLag, OffsetReset: "none"}},
+		{Name: "bad-signal", Kafka: &config.KafkaMetric{Signal: "lagz"}},
+	} {
+		if _, err := QueryFromSelector(m, []string{"main"}, sel); err == nil || errors.Is(err, ErrInvalidSelector) {
+			t.Errorf("%s: error = %v, want a catalog error (not a selector error)", m.Name, err)
+		}
+	}
+}
+
+func TestQueryKeyIsCanonical(t *testing.T) {
+	a := Query{Cluster: "c", Group: "g", Topics: []string{"b", "a"}}
+	b := Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLag, OffsetReset: "latest", StallWindow: DefaultStallWindow}
+	if a.Key() != b.Key() {
+		t.Errorf("equal queries have different keys %q and %q", a.Key(), b.Key())
+	}
+	for _, other := range []Query{
+		{Cluster: "c", Group: "g", Topics: []string{"a"}},
+		{Cluster: "c", Group: "g", Topics: []string{"a,b"}},
+		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLagMax},
+		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, OffsetReset: "earliest"},
+		{Cluster: "c2", Group: "g", Topics: []string{"a", "b"}},
+	} {
+		if other.Key() == a.Key() {
+			t.Errorf("%+v has the same key as %+v", other, a)
+		}
+	}
+	if a.Topics[0] != "b" {
+		t.Error("Key reordered the query's own topics")
+	}
+}

@@ -1,0 +1,205 @@
+// Package kafka owns reading consumer-group signals straight from Kafka
+// brokers: one long-lived kafka-go client per configured cluster, group
+// lag that is retention-aware and batched per leader broker, lag in
+// seconds, time to drain and stalled partitions. It answers Query values
+// that the provider builds from an HPA's metric selector
+// (QueryFromSelector); caching and namespace policy are the provider's.
+//
+// Cost of one evaluation, warm: one OffsetFetch to the cached group
+// coordinator, and per leader broker one ListOffsets for end offsets and
+// one for log-start offsets (a request carries one timestamp per
+// partition); metadata comes from the transport's cache (MetadataTTL).
+// lag_seconds adds one Fetch per lagging partition.
+//
+// Permissions (ACLs): Describe on the group (OffsetFetch, DescribeGroups),
+// Describe on the topics (Metadata, ListOffsets), and for lag_seconds Read
+// on the topics (Fetch).
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
+
+	"github.com/hpa-signals/hpa-signals/config"
+)
+
+// Options tune a Source. The zero value is usable.
+type Options struct {
+	// Clock gives sample times, record ages, rates and stall windows. Nil
+	// means the real clock.
+	Clock clock.PassiveClock
+	// Registerer receives the source's own metrics. Nil means they are
+	// kept but not exposed.
+	Registerer prometheus.Registerer
+	// LagSecondsConcurrency bounds the Fetch requests one lag_seconds
+	// evaluation has in flight. Zero means 8.
+	LagSecondsConcurrency int
+	// RateMinInterval is the shortest time between the two samples a
+	// consume rate is measured from; evaluations closer together reuse
+	// the last rate. Zero means 1s.
+	RateMinInterval time.Duration
+	// StateTTL drops the offset history of a group nobody evaluated for
+	// this long. Zero means 1h; it should exceed the longest stall window.
+	StateTTL time.Duration
+}
+
+// Result is one evaluation's answer.
+type Result struct {
+	// Value is the signal's value (see config.KafkaSignal).
+	Value float64
+	// Time is when the offsets were read.
+	Time time.Time
+	// Partitions are the partitions evaluated, sorted by topic and
+	// partition. Callers must not modify them.
+	Partitions []PartitionLag
+}
+
+// Source evaluates consumer-group signals on the configured clusters. It
+// is safe for concurrent use; Close it when done.
+type Source struct {
+	clusters    map[string]*cluster
+	clock       clock.PassiveClock
+	concurrency int
+	tracker     *tracker
+	metrics     *metrics
+	cancel      context.CancelFunc
+}
+
+// New creates one long-lived client per cluster. It reads TLS files and
+// SASL passwords now (errors name the file or variable, never the secret)
+// and does not connect: an unreachable cluster fails its evaluations, not
+// New.
+func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
+	if err := checkWireTypes(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Source{
+		clusters:    make(map[string]*cluster, len(clusters)),
+		clock:       opts.Clock,
+		concurrency: opts.LagSecondsConcurrency,
+		tracker:     newTracker(orDefault(opts.RateMinInterval, defaultRateMinInterval), orDefault(opts.StateTTL, defaultStateTTL)),
+		cancel:      cancel,
+	}
+	if s.clock == nil {
+		s.clock = clock.RealClock{}
+	}
+	if s.concurrency <= 0 {
+		s.concurrency = defaultLagSecondsConcurrency
+	}
+	names := make([]string, 0, len(clusters))
+	for _, c := range clusters {
+		if _, dup := s.clusters[c.Name]; dup {
+			cancel()
+			return nil, fmt.Errorf("kafka: cluster %q is declared twice", c.Name)
+		}
+		cl, err := newCluster(ctx, c)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.clusters[c.Name] = cl
+		names = append(names, c.Name)
+	}
+	m, err := newMetrics(opts.Registerer, names)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Close stops the clients' background work and closes their connections.
+func (s *Source) Close() error {
+	s.cancel()
+	for _, c := range s.clusters {
+		c.close()
+	}
+	return nil
+}
+
+// Evaluate reads the group's offsets and computes q.Signal:
+//   - lag: messages behind, summed over partitions;
+//   - lag_max: the worst partition's lag;
+//   - lag_seconds: now minus the timestamp of the oldest unconsumed record,
+//     worst partition; 0 when caught up (see readOldest for records
+//     without timestamps);
+//   - time_to_drain_seconds: lag / consume rate, the rate measured from
+//     committed-offset progress since the previous sample of the same
+//     group and topics; ErrNoData until two samples exist; 0 without lag;
+//     NoProgressDrainSeconds when lagging without progress;
+//   - stalled_partitions: partitions with lag whose committed offset has
+//     not moved for q.StallWindow.
+//
+// Errors: ErrUnknownGroup, ErrNoData, ErrInvalidSelector (unknown
+// cluster), or a broker/transport error naming the cluster. A per-partition
+// broker error fails the whole evaluation; no value is computed from a
+// partial read.
+func (s *Source) Evaluate(ctx context.Context, q Query) (Result, error) {
+	start := time.Now()
+	c := s.clusters[q.Cluster]
+	if c == nil {
+		err := fmt.Errorf("kafka: %w: cluster %q is not configured", ErrInvalidSelector, q.Cluster)
+		s.metrics.observe(q.Cluster, err, time.Since(start))
+		return Result{}, err
+	}
+	r, err := s.evaluate(ctx, c, q)
+	s.metrics.observe(c.name, err, time.Since(start))
+	return r, err
+}
+
+func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
+	defer cancel()
+	parts, err := c.readGroup(ctx, q, s.metrics)
+	if err != nil {
+		return Result{}, err
+	}
+	signal := q.Signal
+	if signal == "" {
+		signal = config.KafkaLag
+	}
+	if signal == config.KafkaLagSeconds {
+		if err := c.readOldest(ctx, parts, s.concurrency, s.metrics); err != nil {
+			return Result{}, err
+		}
+	}
+	now := s.clock.Now()
+	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.stallWindow())
+
+	r := Result{Time: now, Partitions: parts}
+	var total, worst int64
+	stalled := 0
+	for _, p := range parts {
+		total += p.Lag
+		worst = max(worst, p.Lag)
+		if p.Stalled {
+			stalled++
+		}
+	}
+	switch signal {
+	case config.KafkaLag:
+		r.Value = float64(total)
+	case config.KafkaLagMax:
+		r.Value = float64(worst)
+	case config.KafkaLagSeconds:
+		r.Value = lagSeconds(parts, now)
+	case config.KafkaStalledPartitions:
+		r.Value = float64(stalled)
+	case config.KafkaTimeToDrain:
+		if !haveRate {
+			return Result{}, fmt.Errorf("kafka: time to drain of group %q on cluster %q: %w: the consume rate needs a second sample at least %s after the first",
+				q.Group, c.name, ErrNoData, s.tracker.minInterval)
+		}
+		r.Value = timeToDrain(total, rate)
+	default:
+		return Result{}, errors.New("kafka: unknown signal " + string(signal))
+	}
+	return r, nil
+}

@@ -1,0 +1,318 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"k8s.io/klog/v2"
+
+	"github.com/hpa-signals/hpa-signals/config"
+)
+
+func TestWireTypesMirrorKafkaGo(t *testing.T) {
+	if err := checkWireTypes(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A warm evaluation costs one OffsetFetch, no FindCoordinator, no
+// Metadata, and per leader broker one ListOffsets per offset kind carrying
+// all of that broker's partitions.
+func TestRequestsPerEvaluation(t *testing.T) {
+	b := newBroker(t)
+	b.createTopic("orders", 12)
+	b.createTopic("payments", 7)
+	offsets := map[string]map[int32]int64{"orders": {}, "payments": {}}
+	for p := int32(0); p < 12; p++ {
+		b.produce("orders", p, 3, nil)
+		offsets["orders"][p] = 1
+	}
+	for p := int32(0); p < 7; p++ {
+		b.produce("payments", p, 2, nil)
+		offsets["payments"][p] = 0
+	}
+	b.commit("billing", offsets)
+	cfg := b.clusterConfig("main")
+	cfg.MetadataTTL = config.Duration{Duration: time.Minute}
+	s := newSource(t, []config.KafkaCluster{cfg}, Options{})
+
+	for _, q := range []Query{
+		{Cluster: "main", Group: "billing"},
+		{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLagMax},
+	} {
+		evaluate(t, s, q) // cold: FindCoordinator, first metadata
+		b.counts.reset()
+		r := evaluate(t, s, q)
+		if r.Value != 12*2+7*2 && q.Signal == "" {
+			t.Errorf("lag = %v, want %d", r.Value, 12*2+7*2)
+		}
+		t.Logf("warm evaluation of %v: %s", q.Topics, b.counts)
+		if n := b.counts.total("OffsetFetch"); n != 1 {
+			t.Errorf("OffsetFetch requests = %d, want 1", n)
+		}
+		for _, api := range []string{"FindCoordinator", "Metadata", "DescribeGroups"} {
+			if n := b.counts.total(api); n != 0 {
+				t.Errorf("%s requests = %d, want 0 on a warm evaluation", api, n)
+			}
+		}
+		for _, kind := range []string{"kind:ListOffsets(-1)", "kind:ListOffsets(-2)"} {
+			per := b.counts.byBroker(kind)
+			if len(per) != 3 {
+				t.Errorf("%s went to %d brokers (%v), want all 3 leaders", kind, len(per), per)
+			}
+			for node, n := range per {
+				if n != 1 {
+					t.Errorf("%s requests to broker %d = %d, want 1", kind, node, n)
+				}
+			}
+		}
+		if n := b.counts.total("ListOffsets"); n > 6 {
+			t.Errorf("ListOffsets requests = %d, want <= 2 per broker", n)
+		}
+	}
+}
+
+func TestSASL(t *testing.T) {
+	const (
+		plainPass = "pl4in-Secret-Value"
+		scram256  = "scr4m256-Secret-Value"
+		scram512  = "scr4m512-Secret-Value"
+	)
+	b := newBroker(t, kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", "plainuser", plainPass),
+		kfake.Superuser("SCRAM-SHA-256", "user256", scram256),
+		kfake.Superuser("SCRAM-SHA-512", "user512", scram512),
+	)
+	dir := t.TempDir()
+	passFile := func(name, pass string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(pass+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	t.Setenv("TEST_KAFKA_PASSWORD_256", scram256)
+	t.Setenv("TEST_KAFKA_PASSWORD_WRONG", "not-the-"+scram256)
+
+	var logs bytes.Buffer
+	klog.LogToStderr(false)
+	klog.SetOutput(&logs)
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("v", "10")
+	t.Cleanup(func() { klog.LogToStderr(true); _ = fs.Set("v", "0") })
+
+	secrets := []string{plainPass, scram256, scram512}
+	for _, tc := range []struct {
+		name string
+		sasl config.KafkaSASL
+		ok   bool
+	}{
+		{"PLAIN from file", config.KafkaSASL{Mechanism: "PLAIN", Username: "plainuser", PasswordFile: passFile("plain", plainPass)}, true},
+		{"SCRAM-SHA-256 from env", config.KafkaSASL{Mechanism: "SCRAM-SHA-256", Username: "user256", PasswordEnv: "TEST_KAFKA_PASSWORD_256"}, true},
+		{"SCRAM-SHA-512 from file", config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "user512", PasswordFile: passFile("512", scram512)}, true},
+		{"PLAIN wrong password", config.KafkaSASL{Mechanism: "PLAIN", Username: "plainuser", PasswordFile: passFile("plain-wrong", "x"+plainPass)}, false},
+		{"SCRAM-SHA-256 wrong password", config.KafkaSASL{Mechanism: "SCRAM-SHA-256", Username: "user256", PasswordEnv: "TEST_KAFKA_PASSWORD_WRONG"}, false},
+		{"SCRAM-SHA-512 wrong password", config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "user512", PasswordFile: passFile("512-wrong", scram256)}, false},
+		{"wrong mechanism for the user", config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "user256", PasswordEnv: "TEST_KAFKA_PASSWORD_256"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := b.clusterConfig("secure")
+			cfg.SASL = &tc.sasl
+			cfg.RequestTimeout = config.Duration{Duration: 3 * time.Second}
+			s := newSource(t, []config.KafkaCluster{cfg}, Options{})
+			_, err := s.Evaluate(context.Background(), Query{Cluster: "secure", Group: "nobody"})
+			if tc.ok {
+				// Authenticated: the broker answered that the group is unknown.
+				if !errors.Is(err, ErrUnknownGroup) {
+					t.Fatalf("error = %v, want ErrUnknownGroup (authenticated)", err)
+				}
+				return
+			}
+			if err == nil || errors.Is(err, ErrUnknownGroup) {
+				t.Fatalf("error = %v, want an authentication failure", err)
+			}
+			t.Logf("error: %v", err)
+			if !strings.Contains(err.Error(), `cluster "secure"`) {
+				t.Errorf("error %q does not name the cluster", err)
+			}
+			for _, secret := range append(secrets, "x"+plainPass, "not-the-"+scram256) {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q contains the password", err)
+				}
+			}
+		})
+	}
+	klog.Flush()
+	for _, secret := range append(secrets, "x"+plainPass, "not-the-"+scram256) {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("klog output contains a password")
+		}
+	}
+}
+
+func TestNewReadsSecretsAndFailsClearly(t *testing.T) {
+	t.Setenv("TEST_KAFKA_EMPTY", "")
+	for _, tc := range []struct {
+		name string
+		sasl *config.KafkaSASL
+		tls  *config.KafkaTLS
+		want string
+	}{
+		{"unset env", &config.KafkaSASL{Mechanism: "PLAIN", Username: "u", PasswordEnv: "TEST_KAFKA_UNSET_VAR"}, nil, "TEST_KAFKA_UNSET_VAR"},
+		{"empty env", &config.KafkaSASL{Mechanism: "PLAIN", Username: "u", PasswordEnv: "TEST_KAFKA_EMPTY"}, nil, "password is empty"},
+		{"missing file", &config.KafkaSASL{Mechanism: "PLAIN", Username: "u", PasswordFile: "/nonexistent/pass"}, nil, "/nonexistent/pass"},
+		{"no password source", &config.KafkaSASL{Mechanism: "PLAIN", Username: "u"}, nil, "passwordFile or passwordEnv"},
+		{"bad mechanism", &config.KafkaSASL{Mechanism: "GSSAPI", Username: "u", PasswordEnv: "HOME"}, nil, `"GSSAPI" is not supported`},
+		{"missing CA", nil, &config.KafkaTLS{CAFile: "/nonexistent/ca.pem"}, "caFile"},
+		{"cert without key", nil, &config.KafkaTLS{CertFile: "/x.pem"}, "together"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New([]config.KafkaCluster{{Name: "c", Brokers: []string{"127.0.0.1:1"}, SASL: tc.sasl, TLS: tc.tls}}, Options{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), `cluster "c"`) {
+				t.Fatalf("New error = %v, want one naming the cluster and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// An unreachable cluster does not fail New; its evaluations fail with an
+// error naming the cluster, never a zero value.
+func TestUnreachableCluster(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	reg := prometheus.NewRegistry()
+	s := newSource(t, []config.KafkaCluster{{Name: "down", Brokers: []string{addr},
+		DialTimeout: config.Duration{Duration: 200 * time.Millisecond}, RequestTimeout: config.Duration{Duration: time.Second}}}, Options{Registerer: reg})
+	r, err := s.Evaluate(context.Background(), Query{Cluster: "down", Group: "g"})
+	if err == nil || !strings.Contains(err.Error(), `cluster "down"`) {
+		t.Fatalf("Evaluate = %v, %v; want an error naming the cluster", r.Value, err)
+	}
+	if n := testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("down", "success")); n != 0 {
+		t.Errorf("success count = %v, want 0", n)
+	}
+	if n := testutil.ToFloat64(s.metrics.queries.WithLabelValues("success")) + testutil.ToFloat64(s.metrics.queries.WithLabelValues("error")) + testutil.ToFloat64(s.metrics.queries.WithLabelValues("timeout")); n != 1 {
+		t.Errorf("queries counted = %v, want 1", n)
+	}
+}
+
+// Stopping every broker mid-test turns evaluations into errors; a cluster
+// started again on the same ports is picked up without a new Source.
+func TestClusterRestart(t *testing.T) {
+	b := newBroker(t)
+	seed := func(b *broker) {
+		b.createTopic("orders", 3)
+		for p := int32(0); p < 3; p++ {
+			b.produce("orders", p, 5, nil)
+		}
+		b.commit("g", map[string]map[int32]int64{"orders": {0: 1, 1: 2, 2: 3}})
+	}
+	seed(b)
+	addrs := b.c.ListenAddrs()
+	cfg := b.clusterConfig("main")
+	cfg.RequestTimeout = config.Duration{Duration: 2 * time.Second}
+	s := newSource(t, []config.KafkaCluster{cfg}, Options{})
+	q := Query{Cluster: "main", Group: "g"}
+	if r := evaluate(t, s, q); r.Value != 9 {
+		t.Fatalf("lag before restart = %v, want 9", r.Value)
+	}
+
+	b.c.Close()
+	r, err := s.Evaluate(context.Background(), q)
+	if err == nil {
+		t.Fatalf("Evaluate with the cluster down = %v, want an error", r.Value)
+	}
+	if !strings.Contains(err.Error(), `cluster "main"`) {
+		t.Errorf("error %q does not name the cluster", err)
+	}
+	t.Logf("while down: %v", err)
+
+	ports := make([]int, len(addrs))
+	for i, a := range addrs {
+		_, p, _ := net.SplitHostPort(a)
+		ports[i], _ = strconv.Atoi(p)
+	}
+	b2 := newBroker(t, kfake.Ports(ports...))
+	seed(b2)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r, err := s.Evaluate(context.Background(), q)
+		if err == nil {
+			if r.Value != 9 {
+				t.Fatalf("lag after restart = %v, want 9", r.Value)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery within 20s after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestConcurrentEvaluate(t *testing.T) {
+	b := newBroker(t)
+	b.createTopic("orders", 6)
+	offsets := map[int32]int64{}
+	for p := int32(0); p < 6; p++ {
+		b.produce("orders", p, 10, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) })
+		offsets[p] = int64(p)
+	}
+	b.commit("g", map[string]map[int32]int64{"orders": offsets})
+	reg := prometheus.NewRegistry()
+	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Registerer: reg})
+	signals := []config.KafkaSignal{config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaTimeToDrain, config.KafkaStalledPartitions}
+	want := map[config.KafkaSignal]float64{config.KafkaLag: 60 - 15, config.KafkaLagMax: 10}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sig := signals[rand.IntN(len(signals))]
+			q := Query{Cluster: "main", Group: "g", Signal: sig}
+			if i%2 == 0 {
+				q.Topics = []string{"orders"}
+			}
+			r, err := s.Evaluate(context.Background(), q)
+			if err != nil && !(sig == config.KafkaTimeToDrain && errors.Is(err, ErrNoData)) {
+				errs <- err
+				return
+			}
+			if w, ok := want[sig]; ok && r.Value != w {
+				errs <- errors.New(string(sig) + ": got " + strconv.FormatFloat(r.Value, 'g', -1, 64))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ok := testutil.ToFloat64(s.metrics.queries.WithLabelValues("success"))
+	noData := testutil.ToFloat64(s.metrics.queries.WithLabelValues("no_data"))
+	if ok+noData != 50 {
+		t.Errorf("queries counted: %v success + %v no_data, want 50 in all", ok, noData)
+	}
+	// A second Source on the same registry (catalog reload) shares the metrics.
+	newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Registerer: reg})
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/metadata"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/sources/kafka"
+	"github.com/hpa-signals/hpa-signals/sources/prometheus"
+)
+
+// version is stamped at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "check-config" {
+		return checkConfig(args[1:], os.Stdout, os.Stderr)
+	}
+	o := newOptions()
+	fs := pflag.NewFlagSet("adapter", pflag.ContinueOnError)
+	o.addFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if o.version {
+		fmt.Println(version)
+		return 0
+	}
+	if errs := o.validate(); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(os.Stderr, "invalid flags:", err)
+		}
+		return 2
+	}
+	if err := serve(genericapiserver.SetupSignalContext(), o); err != nil {
+		klog.ErrorS(err, "Adapter stopped")
+		return 1
+	}
+	return 0
+}
+
+// serve wires the catalog, the sources, the cache and the provider into the
+// API server and runs it until ctx is done, then waits for its helpers.
+func serve(ctx context.Context, o *options) error {
+	klog.InfoS("Starting hpa-signals", "version", version)
+
+	catalog, err := config.NewWatcher(o.catalogFile)
+	if err != nil {
+		return fmt.Errorf("load catalog: %w", err)
+	}
+	cat := catalog.Current()
+
+	restConfig, err := o.server.ClientConfig()
+	if err != nil {
+		return err
+	}
+	metaClient, err := metadata.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("create metadata client: %w", err)
+	}
+	pods := provider.NewInformerPods(metaClient)
+
+	reg := legacyregistry.Registerer()
+	fetchTimeout := o.prometheus.Timeout
+	opts := provider.Options{Catalog: catalog.Current, Pods: pods, Metrics: provider.NewMetrics(reg)}
+	if o.prometheus.URL != "" {
+		client, err := prometheus.NewClient(o.prometheus, reg)
+		if err != nil {
+			return fmt.Errorf("create Prometheus client: %w", err)
+		}
+		opts.Prometheus = client
+	} else {
+		klog.InfoS("No --prometheus-url given: Prometheus metrics answer 503 until the adapter is restarted with one")
+	}
+	if len(cat.Kafka.Clusters) > 0 {
+		src, err := kafka.New(cat.Kafka.Clusters, kafka.Options{Registerer: reg})
+		if err != nil {
+			return fmt.Errorf("create Kafka clients: %w", err)
+		}
+		defer src.Close()
+		opts.Kafka = src
+		for _, c := range cat.Kafka.Clusters {
+			fetchTimeout = max(fetchTimeout, c.RequestTimeout.Duration)
+		}
+	}
+	cacheOpts := o.cache
+	cacheOpts.FetchTimeout = fetchTimeout
+	opts.Cache = provider.NewCache(cacheOpts, nil, opts.Metrics)
+	p := provider.New(opts)
+
+	// Providers must be registered before Config() so their OpenAPI
+	// definitions are generated.
+	o.server.WithCustomMetrics(p)
+	o.server.WithExternalMetrics(p)
+	serverConfig, err := o.server.Config()
+	if err != nil {
+		return fmt.Errorf("configure API server: %w", err)
+	}
+	serverConfig.GenericConfig.RequestTimeout = o.shutdownGracePeriod
+	server, err := o.server.Server()
+	if err != nil {
+		return fmt.Errorf("create API server: %w", err)
+	}
+	if err := server.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("pod-watch-cache", func(*http.Request) error {
+		if !pods.HasSynced() {
+			return errors.New("the pod watch cache has not synced yet")
+		}
+		return nil
+	})); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { pods.Start(bg.Done()) })
+	wg.Go(func() { opts.Cache.Run(bg) })
+	wg.Go(func() { catalog.Run(bg) })
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+
+	start := time.Now()
+	err = server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+	klog.InfoS("API server stopped", "uptime", time.Since(start).Round(time.Second))
+	return err
+}
+
+// checkConfig validates a catalog file and prints each entry with the
+// PromQL it produces.
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: adapter check-config FILE")
+		return 2
+	}
+	cat, err := config.Load(args[0])
+	if err != nil {
+		fmt.Fprintf(stderr, "%s is invalid:\n%v\n", args[0], err)
+		return 1
+	}
+	if err := printCatalog(stdout, cat); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

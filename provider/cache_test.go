@@ -1,0 +1,234 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
+)
+
+var testCacheOptions = CacheOptions{
+	RefreshInterval: 10 * time.Second,
+	StaleAfter:      time.Minute,
+	KeepAlive:       5 * time.Minute,
+	FetchTimeout:    time.Second,
+}
+
+// source is a fetch whose answers a test scripts.
+type source struct {
+	mu    sync.Mutex
+	calls int
+	value int
+	err   error
+}
+
+func (s *source) fetch(context.Context) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls++
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.value, nil
+}
+
+func (s *source) set(value int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.value, s.err = value, err
+}
+
+func (s *source) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls
+}
+
+func newTestCache() (*Cache, *clocktesting.FakeClock) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	return NewCache(testCacheOptions, clk, nil), clk
+}
+
+func mustGet(t *testing.T, c *Cache, src *source, want int) {
+	t.Helper()
+	v, err := c.Get(context.Background(), "k", src.fetch)
+	if err != nil {
+		t.Fatalf("Get: unexpected error %v", err)
+	}
+	if v.(int) != want {
+		t.Fatalf("Get = %v, want %d", v, want)
+	}
+}
+
+func TestCacheServesWarmReadsFromMemory(t *testing.T) {
+	c, clk := newTestCache()
+	src := &source{value: 1}
+	mustGet(t, c, src, 1)
+	clk.Step(9 * time.Second)
+	mustGet(t, c, src, 1)
+	if got := src.count(); got != 1 {
+		t.Fatalf("source called %d times, want 1", got)
+	}
+}
+
+func TestCacheRefreshesReadKeysInBackground(t *testing.T) {
+	c, clk := newTestCache()
+	src := &source{value: 1}
+	mustGet(t, c, src, 1)
+
+	src.set(2, nil)
+	clk.Step(5 * time.Second)
+	c.RefreshDue(context.Background())
+	if got := src.count(); got != 1 {
+		t.Fatalf("refreshed before the interval: %d calls", got)
+	}
+	clk.Step(5 * time.Second)
+	c.RefreshDue(context.Background())
+	if got := src.count(); got != 2 {
+		t.Fatalf("source called %d times after one interval, want 2", got)
+	}
+	mustGet(t, c, src, 2)
+	if got := src.count(); got != 2 {
+		t.Fatalf("read after refresh went to the source: %d calls", got)
+	}
+}
+
+func TestCacheServesLastValueUntilStaleThenFails(t *testing.T) {
+	c, clk := newTestCache()
+	src := &source{value: 7}
+	mustGet(t, c, src, 7)
+
+	outage := errors.New("connection refused")
+	src.set(0, outage)
+	for elapsed := 10 * time.Second; elapsed <= time.Minute; elapsed += 10 * time.Second {
+		clk.Step(10 * time.Second)
+		c.RefreshDue(context.Background())
+		mustGet(t, c, src, 7) // the last good value, never a zero
+	}
+
+	clk.Step(time.Second) // 61s since the last good fetch
+	_, err := c.Get(context.Background(), "k", src.fetch)
+	if !errors.Is(err, outage) {
+		t.Fatalf("Get past the staleness bound = %v, want the refresh error", err)
+	}
+
+	src.set(8, nil)
+	clk.Step(10 * time.Second)
+	c.RefreshDue(context.Background())
+	mustGet(t, c, src, 8)
+}
+
+func TestCacheRemembersFailureForOneInterval(t *testing.T) {
+	c, clk := newTestCache()
+	outage := errors.New("timeout")
+	src := &source{err: outage}
+	for range 3 {
+		if _, err := c.Get(context.Background(), "k", src.fetch); !errors.Is(err, outage) {
+			t.Fatalf("Get = %v, want %v", err, outage)
+		}
+	}
+	if got := src.count(); got != 1 {
+		t.Fatalf("a failing source was asked %d times within one interval, want 1", got)
+	}
+	src.set(3, nil)
+	clk.Step(10 * time.Second)
+	mustGet(t, c, src, 3)
+}
+
+func TestCacheExpiresKeysNobodyReads(t *testing.T) {
+	c, clk := newTestCache()
+	src := &source{value: 1}
+	mustGet(t, c, src, 1)
+	for range 29 { // 290s: still within keep-alive, refreshed all along
+		clk.Step(10 * time.Second)
+		c.RefreshDue(context.Background())
+	}
+	if c.Len() != 1 {
+		t.Fatalf("key dropped within keep-alive")
+	}
+	calls := src.count()
+	clk.Step(11 * time.Second)
+	c.RefreshDue(context.Background())
+	if c.Len() != 0 {
+		t.Fatalf("key still cached %s after its last read", 301*time.Second)
+	}
+	if src.count() != calls {
+		t.Fatalf("expired key was refreshed")
+	}
+}
+
+func TestCacheSharesOneFetchAmongConcurrentMisses(t *testing.T) {
+	c, _ := newTestCache()
+	release := make(chan struct{})
+	var calls atomic.Int32
+	fetch := func(context.Context) (any, error) {
+		calls.Add(1)
+		<-release
+		return 42, nil
+	}
+	var wg sync.WaitGroup
+	results := make(chan any, 100)
+	started := make(chan struct{}, 100)
+	for range 100 {
+		wg.Go(func() {
+			started <- struct{}{}
+			v, err := c.Get(context.Background(), "k", fetch)
+			if err != nil {
+				t.Errorf("Get: %v", err)
+			}
+			results <- v
+		})
+	}
+	for range 100 {
+		<-started
+	}
+	// Every goroutine is at or before its Get; give the ones that have not
+	// joined the flight a moment, then let the fetch finish.
+	deadline := time.Now().Add(2 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	close(results)
+	for v := range results {
+		if v != 42 {
+			t.Fatalf("a caller got %v, want 42", v)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("100 concurrent misses caused %d fetches, want 1", got)
+	}
+}
+
+func TestCacheCallerContextEndsWaitNotFetch(t *testing.T) {
+	c, _ := newTestCache()
+	release := make(chan struct{})
+	fetch := func(context.Context) (any, error) {
+		<-release
+		return 5, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Get(ctx, "k", fetch); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Get with a canceled context = %v, want context.Canceled", err)
+	}
+	close(release)
+	// The shared fetch completed for the next caller.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		v, err := c.Get(context.Background(), "k", fetch)
+		if err == nil && v == 5 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get after the fetch finished = %v, %v", v, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,195 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/metrics/pkg/apis/custom_metrics"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/sources/prometheus"
+)
+
+var _ cmprovider.CustomMetricsProvider = (*Provider)(nil)
+
+var (
+	podsResource       = schema.GroupResource{Resource: "pods"}
+	namespacesResource = schema.GroupResource{Resource: "namespaces"}
+)
+
+// kinds names the described object of the resources HPAs commonly target.
+// Other resources are described by their resource name.
+var kinds = map[schema.GroupResource]struct{ kind, apiVersion string }{
+	podsResource:                              {"Pod", "v1"},
+	namespacesResource:                        {"Namespace", "v1"},
+	{Resource: "services"}:                    {"Service", "v1"},
+	{Group: "apps", Resource: "deployments"}:  {"Deployment", "apps/v1"},
+	{Group: "apps", Resource: "statefulsets"}: {"StatefulSet", "apps/v1"},
+	{Group: "apps", Resource: "replicasets"}:  {"ReplicaSet", "apps/v1"},
+}
+
+// GetMetricBySelector answers a Pods metric: the value for every pod in
+// namespace matching selector that has data. Prometheus is asked once per
+// metric and namespace, grouped by pod, so all HPAs of a namespace share one
+// query; the pods are resolved from the watch cache.
+func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
+	defer func(start time.Time) { p.observe(config.APIPods, info.Metric, start, err) }(time.Now())
+	if info.GroupResource != podsResource {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %q: only pods can be selected by label; name the %s object instead", info.Metric, info.GroupResource))
+	}
+	cat, m, err := p.lookup(info.Metric, config.APIPods)
+	if err != nil {
+		return nil, err
+	}
+	podLabel := cat.Prometheus.Labels.Pod
+	samples, err := p.prometheusSamples(ctx, cat, m, namespace, podLabel, metricSelector)
+	if err != nil {
+		return nil, err
+	}
+	names, err := p.Pods.PodNames(namespace, selector)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("list pods in %q: %w", namespace, err))
+	}
+	byPod := make(map[string]prometheus.Sample, len(samples))
+	for _, s := range samples {
+		byPod[s.Labels[podLabel]] = s
+	}
+	sort.Strings(names)
+	list = &custom_metrics.MetricValueList{}
+	ident := identifier(info.Metric, metricSelector)
+	for _, name := range names {
+		s, ok := byPod[name]
+		if !ok {
+			continue // a pod without data is left out; the HPA treats it as missing
+		}
+		list.Items = append(list.Items, metricValue(podsResource, namespace, name, ident, s))
+	}
+	if len(list.Items) == 0 {
+		return nil, notFound(fmt.Sprintf("no data for metric %q for any of the %d pods in namespace %q matching %q", info.Metric, len(names), namespace, selector))
+	}
+	return list, nil
+}
+
+// GetMetricByName answers an Object metric for one named object: a pod, a
+// namespace, or any resource the entry maps to a Prometheus label.
+func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (value *custom_metrics.MetricValue, err error) {
+	api := config.APIObject
+	if info.GroupResource == podsResource {
+		api = config.APIPods
+	}
+	defer func(start time.Time) { p.observe(api, info.Metric, start, err) }(time.Now())
+	cat, m, err := p.lookup(info.Metric, api)
+	if err != nil {
+		return nil, err
+	}
+	namespace, label := name.Namespace, ""
+	switch info.GroupResource {
+	case podsResource:
+		label = cat.Prometheus.Labels.Pod
+	case namespacesResource:
+		namespace, label = name.Name, cat.Prometheus.Labels.Namespace
+	default:
+		label = m.Resources[info.GroupResource.String()]
+		if label == "" {
+			return nil, notFound(fmt.Sprintf("metric %q is not available for %s; map the resource to a Prometheus label in the entry's resources", info.Metric, info.GroupResource))
+		}
+	}
+	samples, err := p.prometheusSamples(ctx, cat, m, namespace, label, metricSelector)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range samples {
+		if s.Labels[label] == name.Name {
+			v := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+			return &v, nil
+		}
+	}
+	return nil, notFound(fmt.Sprintf("no data for metric %q for %s %q in namespace %q", info.Metric, info.GroupResource, name.Name, name.Namespace))
+}
+
+// ListAllMetrics lists every entry on each resource it can be read for.
+// The list is never empty: an empty API group breaks client-go discovery,
+// so a catalog without custom entries lists a placeholder that answers 404.
+func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
+	var infos []cmprovider.CustomMetricInfo
+	for _, m := range p.Catalog().Metrics {
+		for _, api := range m.APIs {
+			switch api {
+			case config.APIPods:
+				infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: podsResource, Namespaced: true, Metric: m.Name})
+			case config.APIObject:
+				infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: namespacesResource, Metric: m.Name})
+				resources := make([]string, 0, len(m.Resources))
+				for r := range m.Resources {
+					resources = append(resources, r)
+				}
+				sort.Strings(resources)
+				for _, r := range resources {
+					infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: schema.ParseGroupResource(r), Namespaced: true, Metric: m.Name})
+				}
+			}
+		}
+	}
+	if len(infos) == 0 {
+		infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: namespacesResource, Metric: "hpa_signals_no_custom_metrics"})
+	}
+	return infos
+}
+
+// prometheusSamples answers from the cache the entry's query over one
+// namespace grouped by groupLabel.
+func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
+	what := fmt.Sprintf("metric %q in namespace %q", m.Name, namespace)
+	if m.Source != config.SourcePrometheus {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
+	}
+	if p.Prometheus == nil {
+		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
+	}
+	promql, err := prometheus.BuildQuery(m, prometheus.Scope{
+		Labels:     cat.Prometheus.Labels,
+		Namespaces: []string{namespace},
+		GroupBy:    []string{groupLabel},
+	}, metricSelector)
+	if err != nil {
+		return nil, apiError(config.SourcePrometheus, what, err)
+	}
+	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, func(ctx context.Context) (any, error) {
+		return p.Prometheus.Query(ctx, promql)
+	})
+	if err != nil {
+		return nil, apiError(config.SourcePrometheus, what, err)
+	}
+	return v.([]prometheus.Sample), nil
+}
+
+func identifier(metric string, sel labels.Selector) custom_metrics.MetricIdentifier {
+	id := custom_metrics.MetricIdentifier{Name: metric}
+	if sel != nil && !sel.Empty() {
+		if ls, err := metav1.ParseToLabelSelector(sel.String()); err == nil {
+			id.Selector = ls
+		}
+	}
+	return id
+}
+
+func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) custom_metrics.MetricValue {
+	k, ok := kinds[gr]
+	if !ok {
+		k.kind, k.apiVersion = gr.Resource, gr.Group
+	}
+	return custom_metrics.MetricValue{
+		DescribedObject: custom_metrics.ObjectReference{Kind: k.kind, APIVersion: k.apiVersion, Namespace: namespace, Name: name},
+		Metric:          id,
+		Timestamp:       metav1.NewTime(s.Timestamp),
+		Value:           quantity(s.Value),
+	}
+}

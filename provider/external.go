@@ -1,0 +1,169 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/metrics/pkg/apis/external_metrics"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/sources/kafka"
+	"github.com/hpa-signals/hpa-signals/sources/prometheus"
+)
+
+var _ cmprovider.ExternalMetricsProvider = (*Provider)(nil)
+
+// externalResource names the external API in Forbidden errors.
+var externalResource = externalMetricsGroupResource()
+
+// namespaceKey is the selector key with which an external request names
+// namespaces other than its own (allowed only where the entry lists them).
+const namespaceKey = "namespace"
+
+// GetExternalMetric answers an External metric. It is always scoped to the
+// request's namespace: Prometheus entries read only that namespace unless
+// the selector names others the entry allow-lists, and Kafka entries read
+// only consumer groups the entry's group pattern allows for it.
+func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
+	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
+	cat, m, err := p.lookup(info.Metric, config.APIExternal)
+	if err != nil {
+		return nil, err
+	}
+	if metricSelector == nil {
+		metricSelector = labels.Everything()
+	}
+	switch m.Source {
+	case config.SourceKafka:
+		return p.kafkaExternal(ctx, cat, m, namespace, metricSelector)
+	default:
+		return p.prometheusExternal(ctx, cat, m, namespace, metricSelector)
+	}
+}
+
+// ListAllExternalMetrics lists the entries served on the external API.
+func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
+	var infos []cmprovider.ExternalMetricInfo
+	for _, m := range p.Catalog().Metrics {
+		if slices.Contains(m.APIs, config.APIExternal) {
+			infos = append(infos, cmprovider.ExternalMetricInfo{Metric: m.Name})
+		}
+	}
+	if len(infos) == 0 {
+		infos = append(infos, cmprovider.ExternalMetricInfo{Metric: "hpa_signals_no_external_metrics"})
+	}
+	return infos
+}
+
+func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
+	rest, reqs := withoutKeys(sel, namespaceKey)
+	namespaces, err := allowedNamespaces(m, namespace, reqs)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
+	if p.Prometheus == nil {
+		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
+	}
+	promql, err := prometheus.BuildQuery(m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
+	if err != nil {
+		return nil, apiError(config.SourcePrometheus, what, err)
+	}
+	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, func(ctx context.Context) (any, error) {
+		return p.Prometheus.Query(ctx, promql)
+	})
+	if err != nil {
+		return nil, apiError(config.SourcePrometheus, what, err)
+	}
+	samples := v.([]prometheus.Sample)
+	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(samples))}
+	for _, s := range samples {
+		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
+			MetricName:   m.Name,
+			MetricLabels: s.Labels,
+			Timestamp:    metav1.NewTime(s.Timestamp),
+			Value:        quantity(s.Value),
+		})
+	}
+	return list, nil
+}
+
+// allowedNamespaces returns the namespaces an external request may read:
+// its own, or those its selector names when the entry allow-lists them.
+func allowedNamespaces(m *config.Metric, own string, reqs []labels.Requirement) ([]string, error) {
+	if len(reqs) == 0 {
+		return []string{own}, nil
+	}
+	if len(reqs) > 1 {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("external metric %q: give the %q selector key once", m.Name, namespaceKey))
+	}
+	r := reqs[0]
+	switch r.Operator() {
+	case selection.Equals, selection.DoubleEquals, selection.In:
+	default:
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("external metric %q: the %q selector key takes = or in, not %s", m.Name, namespaceKey, r.Operator()))
+	}
+	namespaces := r.Values().List() // sorted
+	for _, ns := range namespaces {
+		if ns != own && !slices.Contains(m.ExternalNamespaces, ns) {
+			return nil, apierrors.NewForbidden(externalResource, m.Name, fmt.Errorf(
+				"namespace %q may not read namespace %q; the catalog entry allows only %s", own, ns, describeAllowed(own, m.ExternalNamespaces)))
+		}
+	}
+	return namespaces, nil
+}
+
+func describeAllowed(own string, extra []string) string {
+	if len(extra) == 0 {
+		return fmt.Sprintf("the caller's own namespace (%q); list others in externalNamespaces", own)
+	}
+	return fmt.Sprintf("the caller's own namespace and %v", extra)
+}
+
+func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
+	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, namespace)
+	if p.Kafka == nil || len(cat.Kafka.Clusters) == 0 {
+		return nil, apierrors.NewServiceUnavailable(what + ": no Kafka cluster is configured; declare one under kafka.clusters in the catalog")
+	}
+	names := make([]string, 0, len(cat.Kafka.Clusters))
+	for _, c := range cat.Kafka.Clusters {
+		names = append(names, c.Name)
+	}
+	q, err := kafka.QueryFromSelector(m, names, sel)
+	if err != nil {
+		return nil, apiError(config.SourceKafka, what, err)
+	}
+	if pattern := strings.ReplaceAll(m.Kafka.GroupPattern, "{namespace}", namespace); pattern != "" {
+		if ok, _ := path.Match(pattern, q.Group); !ok {
+			return nil, apierrors.NewForbidden(externalResource, m.Name, fmt.Errorf(
+				"namespace %q may not read consumer group %q: the catalog entry allows groups matching %q", namespace, q.Group, pattern))
+		}
+	}
+	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
+	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), func(ctx context.Context) (any, error) {
+		return p.Kafka.Evaluate(ctx, q)
+	})
+	if err != nil {
+		return nil, apiError(config.SourceKafka, what, err)
+	}
+	r := v.(kafka.Result)
+	metricLabels := map[string]string{"cluster": q.Cluster, "group": q.Group}
+	if len(q.Topics) > 0 {
+		metricLabels["topic"] = strings.Join(q.Topics, ",")
+	}
+	return &external_metrics.ExternalMetricValueList{Items: []external_metrics.ExternalMetricValue{{
+		MetricName:   m.Name,
+		MetricLabels: metricLabels,
+		Timestamp:    metav1.NewTime(r.Time),
+		Value:        quantity(r.Value),
+	}}}, nil
+}

@@ -1,0 +1,300 @@
+package provider_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/sources/kafka"
+	"github.com/hpa-signals/hpa-signals/sources/prometheus"
+)
+
+var sampleTime = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+
+// fakePrometheus answers PromQL from a map; anything else has no data.
+type fakePrometheus struct {
+	mu      sync.Mutex
+	answers map[string][]prometheus.Sample
+	err     error
+	queries []string
+}
+
+func (f *fakePrometheus) Query(_ context.Context, promql string) ([]prometheus.Sample, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, promql)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if s, ok := f.answers[promql]; ok {
+		return s, nil
+	}
+	return nil, errors.Join(prometheus.ErrNoData, errors.New("no data for "+promql))
+}
+
+// fakeKafka answers every evaluation with one value, or an error.
+type fakeKafka struct {
+	value float64
+	err   error
+}
+
+func (f *fakeKafka) Evaluate(_ context.Context, q kafka.Query) (kafka.Result, error) {
+	if f.err != nil {
+		return kafka.Result{}, f.err
+	}
+	return kafka.Result{Value: f.value, Time: sampleTime}, nil
+}
+
+// fakePods is namespace -> pod name -> labels.
+type fakePods map[string]map[string]labels.Set
+
+func (f fakePods) PodNames(namespace string, sel labels.Selector) ([]string, error) {
+	var names []string
+	for name, l := range f[namespace] {
+		if sel.Matches(l) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+func mustQuery(t *testing.T, cat *config.Catalog, metric string, s prometheus.Scope, sel string) string {
+	t.Helper()
+	s.Labels = cat.Prometheus.Labels
+	parsed, err := labels.Parse(sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range cat.Metrics {
+		if cat.Metrics[i].Name == metric {
+			q, err := prometheus.BuildQuery(&cat.Metrics[i], s, parsed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return q
+		}
+	}
+	t.Fatalf("no preset %q", metric)
+	return ""
+}
+
+func sample(value float64, kv ...string) prometheus.Sample {
+	l := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return prometheus.Sample{Labels: l, Value: value, Timestamp: sampleTime}
+}
+
+// newServer serves p through the real custom-metrics-apiserver handler
+// chain (authentication and authorization are the e2e suite's concern).
+func newServer(t *testing.T, p *provider.Provider) *httptest.Server {
+	t.Helper()
+	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	rc.LoopbackClientConfig = &rest.Config{}
+	rc.ExternalAddress = "127.0.0.1:443"
+	cfg := &apiserver.Config{GenericConfig: &rc.Config}
+	s, err := cfg.Complete(nil).New("hpa-signals-test", p, p)
+	if err != nil {
+		t.Fatalf("create API server: %v", err)
+	}
+	srv := httptest.NewServer(s.GenericAPIServer.Handler)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type fixture struct {
+	prom  *fakePrometheus
+	kafka *fakeKafka
+	srv   *httptest.Server
+}
+
+func newFixture(t *testing.T) *fixture {
+	cat := config.Default()
+	cat.Kafka.Clusters = []config.KafkaCluster{{Name: "main", Brokers: []string{"127.0.0.1:9092"}}}
+	for i := range cat.Metrics {
+		if cat.Metrics[i].Kafka != nil {
+			cat.Metrics[i].Kafka.GroupPattern = "{namespace}-*"
+		}
+	}
+	pods := []string{"pod"}
+	prom := &fakePrometheus{answers: map[string][]prometheus.Sample{
+		mustQuery(t, cat, "http_requests_per_second", prometheus.Scope{Namespaces: []string{"team-a"}, GroupBy: pods}, ""): {
+			sample(10, "pod", "web-1"), sample(20.5, "pod", "web-2"), sample(99, "pod", "db-1"),
+		},
+		mustQuery(t, cat, "http_request_duration_seconds_p99", prometheus.Scope{Namespaces: []string{"team-a"}, GroupBy: []string{"service"}}, ""): {
+			sample(0.25, "service", "frontend"),
+		},
+		mustQuery(t, cat, "go_goroutines", prometheus.Scope{Namespaces: []string{"team-a"}, GroupBy: []string{"namespace"}}, ""): {
+			sample(1234, "namespace", "team-a"),
+		},
+		mustQuery(t, cat, "http_requests_per_second", prometheus.Scope{Namespaces: []string{"team-a"}}, "code=200"): {
+			sample(42),
+		},
+	}}
+	k := &fakeKafka{value: 1500}
+	p := provider.New(provider.Options{
+		Catalog:    func() *config.Catalog { return cat },
+		Prometheus: prom,
+		Kafka:      k,
+		Pods: fakePods{"team-a": {
+			"web-1": {"app": "web"}, "web-2": {"app": "web"}, "web-3": {"app": "web"}, "db-1": {"app": "db"},
+		}},
+		Cache: provider.NewCache(provider.CacheOptions{RefreshInterval: time.Hour, StaleAfter: 2 * time.Hour, KeepAlive: 3 * time.Hour, FetchTimeout: time.Second}, nil, nil),
+	})
+	return &fixture{prom: prom, kafka: k, srv: newServer(t, p)}
+}
+
+func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(srv.URL + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestServingCustomAndExternalAPIs(t *testing.T) {
+	f := newFixture(t)
+	sel := func(s string) string { return url.QueryEscape(s) }
+	cases := []struct {
+		name     string
+		path     string
+		wantCode int
+		// want are substrings the body must contain, in order.
+		want []string
+	}{
+		{"v1beta1 pods metric keeps only selected pods with data",
+			"/apis/custom.metrics.k8s.io/v1beta1/namespaces/team-a/pods/*/http_requests_per_second?labelSelector=" + sel("app=web"),
+			200, []string{`"name":"web-1"`, `"value":"10"`, `"name":"web-2"`, `"value":"20500m"`}},
+		{"v1beta2 pods metric",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?labelSelector=" + sel("app=web"),
+			200, []string{`"kind":"MetricValueList"`, `"name":"web-1"`, `"metric":{"name":"http_requests_per_second"`, `"value":"10"`}},
+		{"one pod by name",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/web-2/http_requests_per_second",
+			200, []string{`"name":"web-2"`, `"value":"20500m"`}},
+		{"object metric on a service",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/services/frontend/http_request_duration_seconds_p99",
+			200, []string{`"kind":"Service"`, `"name":"frontend"`, `"timestamp":"2026-11-21T12:00:00Z"`, `"value":"250m"`}},
+		{"namespace metric",
+			"/apis/custom.metrics.k8s.io/v1beta1/namespaces/team-a/metrics/go_goroutines",
+			200, []string{`"kind":"Namespace"`, `"name":"team-a"`, `"value":"1234"`}},
+		{"external prometheus metric",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("code=200"),
+			200, []string{`"metricName":"http_requests_per_second"`, `"value":"42"`}},
+		{"external kafka metric",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-a-billing,topic=orders"),
+			200, []string{`"group":"team-a-billing"`, `"topic":"orders"`, `"value":"1500"`}},
+
+		{"unknown metric is 404",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/no_such_metric", 404,
+			[]string{`metric \"no_such_metric\" is not in the catalog`}},
+		{"no data is 404, not zero",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/empty/pods/*/http_requests_per_second", 404,
+			[]string{"no data"}},
+		{"pods without data are 404",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?labelSelector=" + sel("app=cache"), 404,
+			[]string{"no data for metric", "0 pods"}},
+		{"resource the entry does not map is 404",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/statefulsets.apps/db/go_goroutines", 404,
+			[]string{"not available for statefulsets.apps"}},
+		{"disallowed metric selector key is 400",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?metricLabelSelector=" + sel("tenant=x"), 400,
+			[]string{"tenant"}},
+		{"parameter outside its pattern is 400",
+			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?metricLabelSelector=" + sel("window=forever"), 400,
+			[]string{"window"}},
+		{"malformed selector is 400",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("code in (200"), 400,
+			nil},
+		{"kafka selector without group is 400",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("topic=orders"), 400,
+			[]string{"group"}},
+		{"external read of another namespace is 403",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("namespace=team-b"), 403,
+			[]string{`may not read namespace \"team-b\"`}},
+		{"kafka group outside the namespace pattern is 403",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-b-billing"), 403,
+			[]string{`may not read consumer group \"team-b-billing\"`, `team-a-*`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(t, f.srv, tc.path)
+			if code != tc.wantCode {
+				t.Fatalf("GET %s = %d, want %d; body: %s", tc.path, code, tc.wantCode, body)
+			}
+			rest := body
+			for _, w := range tc.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("body lacks %q (in order); body: %s", w, body)
+				}
+				rest = rest[i+len(w):]
+			}
+			if tc.name == "v1beta1 pods metric keeps only selected pods with data" && strings.Contains(body, "db-1") {
+				t.Fatalf("unselected pod db-1 in answer: %s", body)
+			}
+		})
+	}
+}
+
+func TestServingSourceOutageIs503(t *testing.T) {
+	f := newFixture(t)
+	f.prom.err = errors.New(`Post "http://127.0.0.1:9090/api/v1/query": dial tcp 127.0.0.1:9090: connect: connection refused`)
+	f.kafka.err = errors.New("dial tcp 127.0.0.1:9092: connect: connection refused")
+	for _, path := range []string{
+		"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second",
+		"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=group%3Dteam-a-billing",
+	} {
+		code, body := get(t, f.srv, path)
+		if code != http.StatusServiceUnavailable {
+			t.Fatalf("GET %s = %d, want 503; body: %s", path, code, body)
+		}
+		if !strings.Contains(body, "source failed") || !strings.Contains(body, "connection refused") {
+			t.Fatalf("503 body does not name the source and cause: %s", body)
+		}
+	}
+}
+
+func TestServingDiscoveryIsNeverEmpty(t *testing.T) {
+	f := newFixture(t)
+	for _, gv := range []string{"custom.metrics.k8s.io/v1beta1", "custom.metrics.k8s.io/v1beta2", "external.metrics.k8s.io/v1beta1"} {
+		code, body := get(t, f.srv, "/apis/"+gv)
+		if code != 200 {
+			t.Fatalf("discovery of %s = %d: %s", gv, code, body)
+		}
+		var list struct {
+			Resources []struct{ Name string } `json:"resources"`
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatalf("decode discovery of %s: %v", gv, err)
+		}
+		if len(list.Resources) == 0 {
+			t.Fatalf("discovery of %s lists no resources", gv)
+		}
+		want := "pods/http_requests_per_second"
+		if strings.HasPrefix(gv, "external") {
+			want = "kafka_consumer_lag"
+		}
+		if !strings.Contains(body, `"name":"`+want+`"`) {
+			t.Fatalf("discovery of %s lacks %s: %s", gv, want, body)
+		}
+	}
+}

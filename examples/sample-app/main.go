@@ -1,0 +1,108 @@
+// Command sample-app is the workload hpa-signals' examples and end-to-end
+// tests scale. It runs in one of two modes:
+//
+//   - server (default): an HTTP service instrumented with client_golang the
+//     way the catalog presets expect (http_requests_total,
+//     http_request_duration_seconds, the Go and process collectors). Its
+//     /work handler runs on a fixed pool of workers, so latency rises once
+//     concurrency exceeds the pool, and can hold goroutines for a while so
+//     go_goroutines follows load. On SIGTERM it turns /readyz false, drains
+//     in-flight requests within a bounded grace period and exits.
+//   - consumer: a Kafka consumer-group member that consumes one topic at a
+//     bounded per-replica rate and commits offsets, so consumer lag grows
+//     when producers outpace the replicas and shrinks when the HPA adds some.
+//
+// Both modes serve /metrics, /healthz and /readyz on --listen.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
+
+// config is every flag, grouped by mode.
+type config struct {
+	mode     string
+	server   ServerConfig
+	consumer ConsumerConfig
+}
+
+func parseFlags(args []string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("sample-app", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service) or consumer (Kafka consumer group member).")
+
+	s := &c.server
+	fs.StringVar(&s.Listen, "listen", "127.0.0.1:8080", "Address for the HTTP server: /work, /metrics, /healthz, /readyz.")
+	fs.IntVar(&s.Workers, "workers", 4, "Requests to /work served at once; more wait in the queue, so latency grows with concurrency beyond this.")
+	fs.IntVar(&s.Queue, "queue", 1000, "Requests that may wait for a worker; beyond it /work answers 503 at once.")
+	fs.DurationVar(&s.ServiceTime, "service-time", 20*time.Millisecond, "Time a worker spends on one /work request.")
+	fs.IntVar(&s.MaxHeld, "max-held-goroutines", 100000, "Cap on goroutines held by /work?goroutines=K&hold=D at once.")
+	fs.DurationVar(&s.DrainDelay, "drain-delay", 0, "On SIGTERM, how long to keep serving with /readyz failing before refusing new connections, so endpoints stop routing here first (e.g. 5s in Kubernetes).")
+	fs.DurationVar(&s.GracePeriod, "shutdown-grace-period", 10*time.Second, "On SIGTERM, how long in-flight requests may take before they are cut off.")
+
+	k := &c.consumer
+	var brokers string
+	fs.StringVar(&brokers, "brokers", "", "Consumer mode: comma-separated bootstrap brokers host:port.")
+	fs.StringVar(&k.Topic, "topic", "", "Consumer mode: topic to consume.")
+	fs.StringVar(&k.Group, "group", "", "Consumer mode: consumer group.")
+	fs.Float64Var(&k.Rate, "rate", 10, "Consumer mode: messages per second this replica processes at most; 0 means unlimited.")
+	fs.DurationVar(&k.CommitInterval, "commit-interval", time.Second, "Consumer mode: how often processed offsets are committed (and always on shutdown).")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	k.Listen, k.GracePeriod = s.Listen, s.GracePeriod
+	if brokers != "" {
+		k.Brokers = strings.Split(brokers, ",")
+	}
+	switch c.mode {
+	case "server":
+		return c, s.validate()
+	case "consumer":
+		return c, k.validate()
+	default:
+		return nil, fmt.Errorf("--mode %q: want server or consumer", c.mode)
+	}
+}
+
+func run(args []string, stderr io.Writer) int {
+	c, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sample-app:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	switch c.mode {
+	case "consumer":
+		err = RunConsumer(ctx, c.consumer, log)
+	default:
+		err = NewServer(c.server, log).ListenAndServe(ctx)
+	}
+	if err != nil {
+		log.Error("stopped", "err", err)
+		return 1
+	}
+	return 0
+}

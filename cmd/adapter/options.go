@@ -61,7 +61,7 @@ func (o *options) addFlags(fs *pflag.FlagSet) {
 func (o *options) validate() []error {
 	var errs []error
 	errs = append(errs, o.prometheus.Validate()...)
-	if err := logsapi.ValidateAndApply(o.logs, nil); err != nil {
+	if err := logsapi.Validate(o.logs, nil, nil).ToAggregate(); err != nil {
 		errs = append(errs, err)
 	}
 	c := o.cache

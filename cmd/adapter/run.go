@@ -14,6 +14,7 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/metadata"
+	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
@@ -48,6 +49,10 @@ func run(args []string) int {
 		for _, err := range errs {
 			fmt.Fprintln(os.Stderr, "invalid flags:", err)
 		}
+		return 2
+	}
+	if err := logsapi.ValidateAndApply(o.logs, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "invalid logging flags:", err)
 		return 2
 	}
 	if err := serve(genericapiserver.SetupSignalContext(), o); err != nil {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestValidateRejectsBadFlagCombinations(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want string // substring of the one expected error; "" means valid
+	}{
+		{"defaults", nil, ""},
+		{"prometheus with timeout", []string{"--prometheus-url=http://127.0.0.1:9090", "--prometheus-query-timeout=2s"}, ""},
+		{"zero refresh", []string{"--refresh-interval=0"}, "--refresh-interval must be positive"},
+		{"staleness below refresh", []string{"--refresh-interval=30s", "--max-staleness=20s"},
+			"--max-staleness (20s) must be longer than --refresh-interval (30s), or every value goes stale before its refresh; raise --max-staleness to at least 1m30s"},
+		{"keep-alive below refresh", []string{"--refresh-interval=30s", "--keep-alive=10s", "--max-staleness=5m"},
+			"--keep-alive (10s) must be longer than --refresh-interval (30s)"},
+		{"negative grace period", []string{"--shutdown-grace-period=-1s"}, "--shutdown-grace-period must be positive"},
+		{"prometheus flags without url", []string{"--prometheus-bearer-token-file=/tmp/t"}, "--prometheus-url is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := newOptions()
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			o.addFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatalf("parse %v: %v", tc.args, err)
+			}
+			errs := o.validate()
+			if tc.want == "" {
+				if len(errs) != 0 {
+					t.Fatalf("validate() = %v, want no error", errs)
+				}
+				return
+			}
+			if len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.want) {
+				t.Fatalf("validate() = %v, want one error containing %q", errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestCheckConfigPrintsThePromQLOfEachEntry(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := checkConfig([]string{"testdata/catalog.yaml"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("check-config exit %d, stderr: %s", code, stderr.String())
+	}
+	golden := "testdata/catalog.golden"
+	if *update {
+		if err := os.WriteFile(golden, stdout.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("read golden file (run go test ./cmd/adapter -update to create it): %v", err)
+	}
+	if got := stdout.String(); got != string(want) {
+		t.Fatalf("check-config output differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
+	}
+}
+
+func TestCheckConfigRejectsAnInvalidFile(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := checkConfig([]string{"testdata/invalid.yaml"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("check-config exit %d, want 1", code)
+	}
+	want := "testdata/invalid.yaml is invalid:\nline 5: metrics[0].query:"
+	if !strings.HasPrefix(stderr.String(), want) || !strings.Contains(stderr.String(), "window") {
+		t.Fatalf("stderr = %q, want it to start with %q and name the undeclared parameter", stderr.String(), want)
+	}
+	if stdout.Len() != 0 {
+		t.Fatalf("an invalid catalog printed output: %s", stdout.String())
+	}
+}
+
+func TestCheckConfigUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := checkConfig(nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "usage: adapter check-config FILE") {
+		t.Fatalf("check-config without a file: exit %d, stderr %q", code, stderr.String())
+	}
+}

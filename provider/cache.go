@@ -69,6 +69,11 @@ type cacheEntry struct {
 	attempted time.Time // last fetch attempt, successful or not
 
 	lastRead time.Time
+
+	// fetches counts completed fetches. A caller notes it when it decides
+	// to fetch; if it has moved by the time the shared fetch starts, a
+	// fetch finished in between and its outcome is used instead.
+	fetches uint64
 }
 
 // NewCache returns an empty cache. A nil clock means the real clock; nil
@@ -96,7 +101,7 @@ func (c *Cache) Get(ctx context.Context, key string, fetch Fetch) (any, error) {
 		c.metrics.setCacheEntries(len(c.entries))
 	}
 	e.lastRead = now
-	value, fetchedAt, lastErr, attempted := e.value, e.fetchedAt, e.err, e.attempted
+	value, fetchedAt, lastErr, attempted, seen := e.value, e.fetchedAt, e.err, e.attempted, e.fetches
 	c.mu.Unlock()
 
 	if value != nil && now.Sub(fetchedAt) <= c.opts.StaleAfter {
@@ -110,16 +115,22 @@ func (c *Cache) Get(ctx context.Context, key string, fetch Fetch) (any, error) {
 		return nil, lastErr
 	}
 	c.metrics.cacheMiss()
-	return c.fetch(ctx, key)
+	return c.fetch(ctx, key, seen)
 }
 
 // fetch runs the key's fetch once for all concurrent callers and stores the
 // outcome. A caller whose context ends stops waiting; the shared fetch goes
 // on (bounded by FetchTimeout) so the other callers still get its answer.
-func (c *Cache) fetch(ctx context.Context, key string) (any, error) {
+func (c *Cache) fetch(ctx context.Context, key string, seen uint64) (any, error) {
 	ch := c.flight.DoChan(key, func() (any, error) {
 		c.mu.Lock()
 		e, ok := c.entries[key]
+		if ok && e.fetches != seen {
+			// A fetch completed after this caller looked at the entry.
+			v, err := e.value, e.err
+			c.mu.Unlock()
+			return v, err
+		}
 		c.mu.Unlock()
 		if !ok {
 			return nil, fmt.Errorf("cache key %q expired while fetching", key)
@@ -132,6 +143,7 @@ func (c *Cache) fetch(ctx context.Context, key string) (any, error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		e.attempted = now
+		e.fetches++
 		if err != nil {
 			e.err = err
 			return nil, err
@@ -171,7 +183,11 @@ func (c *Cache) Run(ctx context.Context) {
 // old, and returns when those fetches are done.
 func (c *Cache) RefreshDue(ctx context.Context) {
 	now := c.clock.Now()
-	var due []string
+	type dueKey struct {
+		key  string
+		seen uint64
+	}
+	var due []dueKey
 	c.mu.Lock()
 	for key, e := range c.entries {
 		switch {
@@ -179,7 +195,7 @@ func (c *Cache) RefreshDue(ctx context.Context) {
 			delete(c.entries, key)
 			c.metrics.cacheExpired()
 		case now.Sub(e.attempted) >= c.opts.RefreshInterval:
-			due = append(due, key)
+			due = append(due, dueKey{key, e.fetches})
 		}
 	}
 	c.metrics.setCacheEntries(len(c.entries))
@@ -187,12 +203,12 @@ func (c *Cache) RefreshDue(ctx context.Context) {
 
 	var g errgroup.Group
 	g.SetLimit(c.opts.RefreshConcurrency)
-	for _, key := range due {
+	for _, d := range due {
 		g.Go(func() error {
-			_, err := c.fetch(ctx, key)
+			_, err := c.fetch(ctx, d.key, d.seen)
 			c.metrics.cacheRefresh(err)
 			if err != nil {
-				klog.V(2).InfoS("Background refresh failed", "key", key, "err", err)
+				klog.V(2).InfoS("Background refresh failed", "key", d.key, "err", err)
 			}
 			return nil
 		})

@@ -232,3 +232,26 @@ func TestCacheCallerContextEndsWaitNotFetch(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCacheNeverFetchesTwiceForOneMiss races readers against a fetch that
+// completes between a reader's look at the entry and its joining the
+// shared fetch: the late reader must take the completed fetch's value.
+func TestCacheNeverFetchesTwiceForOneMiss(t *testing.T) {
+	for round := range 100 {
+		c := NewCache(testCacheOptions, nil, nil)
+		var calls atomic.Int64
+		fetch := func(context.Context) (any, error) {
+			calls.Add(1)
+			time.Sleep(200 * time.Microsecond)
+			return 1, nil
+		}
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() { _, _ = c.Get(context.Background(), "k", fetch) })
+		}
+		wg.Wait()
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("round %d: 100 concurrent reads of a cold key fetched %d times, want 1", round, n)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+# Every target here is the interface to humans and CI; CI calls `make test`.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+BIN       := bin/adapter
+GOTEST    := $(GO) test -race -count=1
+FUZZTIME  ?= 30s
+
+.PHONY: all build unit test integration fuzz bench verify deps image clean
+
+all: build
+
+## build: the adapter binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/adapter
+
+## unit: fast tests for the edit loop (skips tests that start servers)
+unit:
+	$(GOTEST) -short ./...
+
+## test: everything CI runs, with -race, against real servers
+test: deps verify
+	$(GOTEST) -timeout 30m ./...
+
+## fuzz: fuzz the selector-to-PromQL translation for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzBuildQuery -fuzztime $(FUZZTIME) ./sources/prometheus/
+
+## bench: benchmarks, side by side in one run, as a table
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sources/... ./provider/... | tee bench.out
+	@echo; echo "Table:"; awk '/^Benchmark/ {printf "%-70s", $$1; for (i=3;i<=NF;i+=2) printf " %14s %-12s", $$i, $$(i+1); print ""}' bench.out
+
+## verify: formatting, vet, and a tidy go.mod
+verify:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@cp go.mod /tmp/hpa-signals-go.mod.bak; cp go.sum /tmp/hpa-signals-go.sum.bak
+	@$(GO) mod tidy
+	@if ! git diff --quiet -- go.mod go.sum; then echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; git diff --stat -- go.mod go.sum; cp /tmp/hpa-signals-go.mod.bak go.mod; cp /tmp/hpa-signals-go.sum.bak go.sum; exit 1; fi
+
+## image: the adapter image (needs a Docker engine)
+IMAGE ?= hpa-signals:dev
+image:
+	@docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed); on a machine without one use 'make build' for the binary"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+	docker build -f examples/sample-app/Dockerfile -t hpa-signals-sample-app:dev .
+
+## deps: install what the tests need (Prometheus from Debian)
+deps:
+	@command -v prometheus >/dev/null || { echo "installing prometheus (Debian package)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@prometheus --version 2>&1 | head -1
+
+clean:
+	rm -rf bin bench.out

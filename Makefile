@@ -31,7 +31,7 @@ fuzz:
 
 ## bench: benchmarks, side by side in one run, as a table
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sources/... ./provider/... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
 	@echo; echo "Table:"; awk '/^Benchmark/ {printf "%-70s", $$1; for (i=3;i<=NF;i+=2) printf " %14s %-12s", $$i, $$(i+1); print ""}' bench.out
 
 ## verify: formatting, vet, and a tidy go.mod

@@ -79,7 +79,7 @@ type adapter struct {
 	reg   *promclient.Registry
 }
 
-func newAdapter(t *testing.T, promURL string) *adapter {
+func newAdapter(t testing.TB, promURL string) *adapter {
 	t.Helper()
 	reg := promclient.NewRegistry()
 	opts := prometheus.NewOptions()
@@ -263,7 +263,7 @@ type countingProxy struct {
 	gate chan struct{} // nil: queries pass at once
 }
 
-func newCountingProxy(t *testing.T, promURL string) *countingProxy {
+func newCountingProxy(t testing.TB, promURL string) *countingProxy {
 	t.Helper()
 	u, err := url.Parse(promURL)
 	if err != nil {

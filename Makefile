@@ -9,7 +9,7 @@ BIN       := bin/adapter
 GOTEST    := $(GO) test -race -count=1
 FUZZTIME  ?= 30s
 
-.PHONY: all build unit test integration fuzz bench verify deps image clean
+.PHONY: all build unit test fuzz bench verify deps image clean
 
 all: build
 

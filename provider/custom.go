@@ -162,9 +162,9 @@ func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}
-	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, func(ctx context.Context) (any, error) {
+	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
 		return p.Prometheus.Query(ctx, promql)
-	})
+	}))
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}

@@ -78,9 +78,9 @@ func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, 
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}
-	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, func(ctx context.Context) (any, error) {
+	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
 		return p.Prometheus.Query(ctx, promql)
-	})
+	}))
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}
@@ -149,9 +149,9 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		}
 	}
 	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
-	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), func(ctx context.Context) (any, error) {
+	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
 		return p.Kafka.Evaluate(ctx, q)
-	})
+	}))
 	if err != nil {
 		return nil, apiError(config.SourceKafka, what, err)
 	}

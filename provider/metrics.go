@@ -1,10 +1,16 @@
 package provider
 
 import (
+	"context"
+	"errors"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/sources/kafka"
+	promsource "github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
 // Metrics are the adapter's own metrics about the requests it serves and
@@ -12,6 +18,9 @@ import (
 type Metrics struct {
 	requests        *prometheus.CounterVec
 	requestDuration *prometheus.HistogramVec
+
+	sourceQueries  *prometheus.CounterVec
+	sourceDuration *prometheus.HistogramVec
 
 	cacheHits      prometheus.Counter
 	cacheMisses    prometheus.Counter
@@ -33,6 +42,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to answer a metric API request inside the provider, by API and metric.",
 			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5},
 		}, []string{"api", "metric"}),
+		sourceQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hpa_signals_source_queries_total",
+			Help: "Queries sent to a metric source (prometheus, kafka), by result: success, no_data, timeout, canceled, error.",
+		}, []string{"source", "result"}),
+		sourceDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hpa_signals_source_query_duration_seconds",
+			Help:    "Time a metric source took to answer a query, by source.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"source"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hpa_signals_cache_hits_total",
 			Help: "Reads answered from memory.",
@@ -60,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.requestDuration, m.cacheHits, m.cacheMisses,
+		reg.MustRegister(m.requests, m.requestDuration, m.sourceQueries, m.sourceDuration, m.cacheHits, m.cacheMisses,
 			m.cacheRefreshes, m.cacheExpiries, m.cacheEntries, m.cacheValueAge)
 	}
 	return m
@@ -72,6 +90,30 @@ func (m *Metrics) observeRequest(api, metric string, code int, d time.Duration) 
 	}
 	m.requests.WithLabelValues(api, metric, strconv.Itoa(code)).Inc()
 	m.requestDuration.WithLabelValues(api, metric).Observe(d.Seconds())
+}
+
+// observeSource records one source call.
+func (m *Metrics) observeSource(source config.Source, err error, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.sourceQueries.WithLabelValues(string(source), sourceResult(err)).Inc()
+	m.sourceDuration.WithLabelValues(string(source)).Observe(d.Seconds())
+}
+
+func sourceResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case errors.Is(err, promsource.ErrNoData), errors.Is(err, kafka.ErrNoData), errors.Is(err, kafka.ErrUnknownGroup):
+		return "no_data"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	default:
+		return "error"
+	}
 }
 
 func (m *Metrics) cacheHit(age time.Duration) {

@@ -91,6 +91,16 @@ func (p *Provider) lookup(name string, api config.API) (*config.Catalog, *config
 	return nil, nil, notFound(fmt.Sprintf("metric %q is not in the catalog", name))
 }
 
+// fetch returns a cache Fetch that calls a source and records the call.
+func (p *Provider) fetch(source config.Source, call func(context.Context) (any, error)) Fetch {
+	return func(ctx context.Context) (any, error) {
+		start := time.Now()
+		v, err := call(ctx)
+		p.Metrics.observeSource(source, err, time.Since(start))
+		return v, err
+	}
+}
+
 // observe records one request and logs failures that are not the caller's.
 func (p *Provider) observe(api config.API, metric string, start time.Time, err error) {
 	code := http.StatusOK

@@ -87,7 +87,7 @@ func serve(ctx context.Context, o *options) error {
 	fetchTimeout := o.prometheus.Timeout
 	opts := provider.Options{Catalog: catalog.Current, Pods: pods, Metrics: provider.NewMetrics(reg)}
 	if o.prometheus.URL != "" {
-		client, err := prometheus.NewClient(o.prometheus, reg)
+		client, err := prometheus.NewClient(o.prometheus)
 		if err != nil {
 			return fmt.Errorf("create Prometheus client: %w", err)
 		}

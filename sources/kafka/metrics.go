@@ -4,21 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	kafkago "github.com/segmentio/kafka-go"
-)
-
-// Metric families shared by every source: name, help and label names must
-// stay identical to the other sources' (see sources/prometheus) or the
-// registry refuses the second registration. The cluster dimension is
-// therefore on the kafka-specific family below.
-const (
-	queriesName       = "hpa_signals_source_queries_total"
-	queriesHelp       = "Queries sent to a metric source, by source and result."
-	queryDurationName = "hpa_signals_source_query_duration_seconds"
-	queryDurationHelp = "Time a metric source took to answer a query, by source."
 )
 
 // results are the values of the result label, pre-created so dashboards
@@ -26,23 +14,15 @@ const (
 var results = []string{"success", "no_data", "unknown_group", "bad_query", "timeout", "canceled", "error"}
 
 // metrics are the source's own metrics. A nil *metrics records nothing.
+// The calls themselves are counted and timed by the provider, which calls
+// every source (hpa_signals_source_*); these add the Kafka dimensions.
 type metrics struct {
-	queries         *prometheus.CounterVec // result
-	duration        prometheus.Histogram
 	clusterQueries  *prometheus.CounterVec // cluster, result
 	partitionErrors *prometheus.CounterVec // cluster, api, error
 }
 
 func newMetrics(reg prometheus.Registerer, clusters []string) (*metrics, error) {
-	source := prometheus.Labels{"source": "kafka"}
 	m := &metrics{
-		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: queriesName, Help: queriesHelp, ConstLabels: source,
-		}, []string{"result"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: queryDurationName, Help: queryDurationHelp, ConstLabels: source,
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}),
 		clusterQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_kafka_queries_total",
 			Help: "Consumer-group evaluations, by Kafka cluster and result.",
@@ -53,7 +33,6 @@ func newMetrics(reg prometheus.Registerer, clusters []string) (*metrics, error) 
 		}, []string{"cluster", "api", "error"}),
 	}
 	for _, r := range results {
-		m.queries.WithLabelValues(r)
 		for _, c := range clusters {
 			m.clusterQueries.WithLabelValues(c, r)
 		}
@@ -62,12 +41,6 @@ func newMetrics(reg prometheus.Registerer, clusters []string) (*metrics, error) 
 		return m, nil
 	}
 	var err error
-	if m.queries, err = register(reg, m.queries); err != nil {
-		return nil, err
-	}
-	if m.duration, err = register(reg, m.duration); err != nil {
-		return nil, err
-	}
 	if m.clusterQueries, err = register(reg, m.clusterQueries); err != nil {
 		return nil, err
 	}
@@ -92,14 +65,11 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 	return c, nil
 }
 
-func (m *metrics) observe(cluster string, err error, d time.Duration) {
+func (m *metrics) observe(cluster string, err error) {
 	if m == nil {
 		return
 	}
-	r := resultOf(err)
-	m.queries.WithLabelValues(r).Inc()
-	m.clusterQueries.WithLabelValues(cluster, r).Inc()
-	m.duration.Observe(d.Seconds())
+	m.clusterQueries.WithLabelValues(cluster, resultOf(err)).Inc()
 }
 
 func (m *metrics) partitionError(cluster, api string, err error) {

@@ -142,15 +142,14 @@ func (s *Source) Close() error {
 // broker error fails the whole evaluation; no value is computed from a
 // partial read.
 func (s *Source) Evaluate(ctx context.Context, q Query) (Result, error) {
-	start := time.Now()
 	c := s.clusters[q.Cluster]
 	if c == nil {
 		err := fmt.Errorf("kafka: %w: cluster %q is not configured", ErrInvalidSelector, q.Cluster)
-		s.metrics.observe(q.Cluster, err, time.Since(start))
+		s.metrics.observe(q.Cluster, err)
 		return Result{}, err
 	}
 	r, err := s.evaluate(ctx, c, q)
-	s.metrics.observe(c.name, err, time.Since(start))
+	s.metrics.observe(c.name, err)
 	return r, err
 }
 

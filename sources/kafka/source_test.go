@@ -209,7 +209,7 @@ func TestUnreachableCluster(t *testing.T) {
 	if n := testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("down", "success")); n != 0 {
 		t.Errorf("success count = %v, want 0", n)
 	}
-	if n := testutil.ToFloat64(s.metrics.queries.WithLabelValues("success")) + testutil.ToFloat64(s.metrics.queries.WithLabelValues("error")) + testutil.ToFloat64(s.metrics.queries.WithLabelValues("timeout")); n != 1 {
+	if n := testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("down", "error")) + testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("down", "timeout")); n != 1 {
 		t.Errorf("queries counted = %v, want 1", n)
 	}
 }
@@ -308,8 +308,8 @@ func TestConcurrentEvaluate(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	ok := testutil.ToFloat64(s.metrics.queries.WithLabelValues("success"))
-	noData := testutil.ToFloat64(s.metrics.queries.WithLabelValues("no_data"))
+	ok := testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("main", "success"))
+	noData := testutil.ToFloat64(s.metrics.clusterQueries.WithLabelValues("main", "no_data"))
 	if ok+noData != 50 {
 		t.Errorf("queries counted: %v success + %v no_data, want 50 in all", ok, noData)
 	}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"k8s.io/klog/v2"
 )
@@ -41,13 +40,10 @@ type Client struct {
 	api     v1.API
 	url     string // redacted, for messages
 	timeout time.Duration
-	metrics *clientMetrics
 }
 
-// NewClient returns a client for validated options. reg receives the
-// client's own metrics (hpa_signals_source_*{source="prometheus"}); nil
-// registers nothing.
-func NewClient(o *Options, reg prometheus.Registerer) (*Client, error) {
+// NewClient returns a client for validated options.
+func NewClient(o *Options) (*Client, error) {
 	if errs := o.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid Prometheus options: %w", errors.Join(errs...))
 	}
@@ -62,12 +58,8 @@ func NewClient(o *Options, reg prometheus.Registerer) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Prometheus API client: %w", err)
 	}
-	m, err := newClientMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
 	u, _ := url.Parse(o.URL) // validated above
-	return &Client{api: v1.NewAPI(c), url: u.Redacted(), timeout: o.Timeout, metrics: m}, nil
+	return &Client{api: v1.NewAPI(c), url: u.Redacted(), timeout: o.Timeout}, nil
 }
 
 // Query runs promql as an instant query at Prometheus' current time,
@@ -76,13 +68,6 @@ func NewClient(o *Options, reg prometheus.Registerer) (*Client, error) {
 // finite is left, or one naming Prometheus and the cause when the query
 // could not be answered (bad query, timeout, Prometheus unreachable).
 func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
-	start := time.Now()
-	samples, err := c.query(ctx, promql)
-	c.metrics.observe(resultOf(ctx, err), time.Since(start))
-	return samples, err
-}
-
-func (c *Client) query(ctx context.Context, promql string) ([]Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	// The zero time lets Prometheus evaluate at its own clock, so a skewed
@@ -140,23 +125,3 @@ func toSamples(value model.Value) ([]Sample, error) {
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
-// resultOf classifies a query outcome for the result label.
-func resultOf(ctx context.Context, err error) string {
-	var apiErr *v1.Error
-	switch {
-	case err == nil:
-		return "success"
-	case errors.Is(err, ErrNoData):
-		return "no_data"
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout"
-	case errors.As(err, &apiErr) && apiErr.Type == v1.ErrBadData:
-		return "bad_query"
-	case errors.As(err, &apiErr) && (apiErr.Type == v1.ErrTimeout || apiErr.Type == v1.ErrCanceled):
-		return "timeout"
-	default:
-		return "error"
-	}
-}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	promclient "github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/hpa-signals/hpa-signals/config"
@@ -93,10 +91,9 @@ func TestPrometheusSource(t *testing.T) {
 		web1.As(map[string]string{"namespace": "team-a", "pod": "web-1"}),
 		web2.As(map[string]string{"namespace": "team-a", "pod": "web-2"}))
 
-	reg := promclient.NewRegistry()
 	opts := prometheus.NewOptions()
 	opts.URL, opts.Timeout = srv.URL(), queryTimeout
-	c, err := prometheus.NewClient(opts, reg)
+	c, err := prometheus.NewClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,43 +203,6 @@ func TestPrometheusSource(t *testing.T) {
 		srv.Start()
 		byPod(t, c, q, func(got map[string]prometheus.Sample) bool { return len(got) == 2 })
 	})
-
-	t.Run("own metrics", func(t *testing.T) {
-		for result, min := range map[string]float64{"success": 5, "no_data": 3, "bad_query": 1, "error": 1} {
-			got := queriesTotal(t, reg, result)
-			if got < min {
-				t.Errorf(`hpa_signals_source_queries_total{source="prometheus",result=%q} = %v, want >= %v`, result, got, min)
-			}
-		}
-		if n := testutil.CollectAndCount(reg, "hpa_signals_source_query_duration_seconds"); n != 1 {
-			t.Errorf("duration histogram series = %d, want 1", n)
-		}
-	})
-}
-
-// queriesTotal reads hpa_signals_source_queries_total{source="prometheus",result} from reg.
-func queriesTotal(t *testing.T, reg *promclient.Registry, result string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "hpa_signals_source_queries_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, l := range m.GetLabel() {
-				ls[l.GetName()] = l.GetValue()
-			}
-			if ls["source"] == "prometheus" && ls["result"] == result {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no hpa_signals_source_queries_total series for result %q", result)
-	return 0
 }
 
 // TestQueryTimeout checks that a Prometheus that accepts connections but
@@ -265,7 +225,7 @@ func TestQueryTimeout(t *testing.T) {
 	}()
 	opts := prometheus.NewOptions()
 	opts.URL, opts.Timeout = "http://"+ln.Addr().String(), 500*time.Millisecond
-	c, err := prometheus.NewClient(opts, nil)
+	c, err := prometheus.NewClient(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func TestClientCredentials(t *testing.T) {
 	}
 	o := NewOptions()
 	o.URL, o.BearerTokenFile, o.Headers = srv.URL, token, []string{"X-Scope-OrgID=team-a"}
-	c, err := NewClient(o, nil)
+	c, err := NewClient(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestClientCredentials(t *testing.T) {
 
 	basic := NewOptions()
 	basic.URL, basic.BasicAuthUsername, basic.BasicAuthPasswordFile = srv.URL, "adapter", token
-	c, err = NewClient(basic, nil)
+	c, err = NewClient(basic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -84,7 +84,7 @@ func newAdapter(t testing.TB, promURL string) *adapter {
 	reg := promclient.NewRegistry()
 	opts := prometheus.NewOptions()
 	opts.URL, opts.Timeout = promURL, queryTimeout
-	client, err := prometheus.NewClient(opts, reg)
+	client, err := prometheus.NewClient(opts)
 	if err != nil {
 		t.Fatalf("create Prometheus client: %v", err)
 	}

@@ -91,7 +91,8 @@ type KafkaCluster struct {
 	DialTimeout Duration `json:"dialTimeout,omitempty"`
 	// RequestTimeout bounds one evaluation's broker round trips. Default 10s.
 	RequestTimeout Duration `json:"requestTimeout,omitempty"`
-	// MetadataTTL is how long cluster metadata is reused. Default 30s.
+	// MetadataTTL is how long cluster metadata and partitions' log-start
+	// offsets are reused. Default 30s.
 	MetadataTTL Duration `json:"metadataTTL,omitempty"`
 	// IdleTimeout closes broker connections unused for this long. It must
 	// exceed the refresh interval so refreshes reuse connections. Default 5m.

@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+	"k8s.io/utils/clock"
 
 	"github.com/hpa-signals/hpa-signals/config"
 )
@@ -33,14 +34,17 @@ const (
 )
 
 // cluster is the long-lived connection state for one configured cluster:
-// one kafka-go Transport (connection pools, metadata cache) and Client, and
-// the cached group coordinators. Safe for concurrent use.
+// one kafka-go Transport (connection pools, metadata cache) and Client, the
+// cached group coordinators and the cached log-start offsets. Safe for
+// concurrent use.
 type cluster struct {
 	name           string
 	client         *kafkago.Client
 	transport      *kafkago.Transport
 	requestTimeout time.Duration
 	saslHint       string // appended to connection-closed errors when SASL is on
+	clock          clock.PassiveClock
+	logStarts      *logStartCache // TTL: the transport's MetadataTTL
 
 	mu           sync.Mutex
 	coordinators map[string]int32 // group -> coordinator broker ID
@@ -48,8 +52,8 @@ type cluster struct {
 
 // newCluster builds the client for c. It reads the SASL password and TLS
 // files now and does not dial: an unreachable cluster fails at evaluation,
-// not here.
-func newCluster(ctx context.Context, c config.KafkaCluster) (*cluster, error) {
+// not here. clk ages the cached log-start offsets.
+func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClock) (*cluster, error) {
 	if c.Name == "" {
 		return nil, errors.New("kafka: a cluster has no name")
 	}
@@ -78,6 +82,8 @@ func newCluster(ctx context.Context, c config.KafkaCluster) (*cluster, error) {
 		transport:      t,
 		client:         &kafkago.Client{Addr: kafkago.TCP(c.Brokers...), Transport: t},
 		requestTimeout: orDefault(c.RequestTimeout.Duration, defaultRequestTimeout),
+		clock:          clk,
+		logStarts:      newLogStartCache(t.MetadataTTL),
 		coordinators:   map[string]int32{},
 	}
 	if c.SASL != nil {

@@ -23,7 +23,9 @@ type PartitionLag struct {
 	// Committed is the group's committed offset; -1 when it has none.
 	Committed int64
 	// LogStart is the first offset still in the log (retention and
-	// DeleteRecords move it forward).
+	// DeleteRecords move it forward), as read at most the cluster's
+	// metadataTTL ago: it may trail the broker's by what retention deleted
+	// since (see logstart.go).
 	LogStart int64
 	// End is the log end offset (high watermark): the next offset to be
 	// written.
@@ -38,6 +40,8 @@ type PartitionLag struct {
 	// stall window while Lag > 0. Set by every signal; false until the
 	// window has been observed.
 	Stalled bool
+
+	leader int32 // the partition's leader broker in this evaluation's metadata
 }
 
 type topicPartition struct {
@@ -176,7 +180,8 @@ func (c *cluster) metadata(ctx context.Context, topics []string) (*meta.Response
 
 // listOffsets sends one ListOffsets request per leader broker for the
 // given timestamp (-1 end, -2 log start) and returns the offsets by
-// partition. Leaders are asked concurrently.
+// partition. Leaders are asked concurrently. A request carries one
+// timestamp per partition, so the two kinds never share a request.
 func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, m *metrics) (map[topicPartition]int64, error) {
 	kind := "end"
 	if timestamp == kafkago.FirstOffset {
@@ -245,8 +250,10 @@ func lessTP(a, b topicPartition) bool {
 
 // readGroup reads the group's committed offsets and the end and log-start
 // offsets of its partitions: one OffsetFetch, and per leader broker one
-// ListOffsets for end offsets and one for log-start offsets, the two kinds
-// sent concurrently. Metadata comes from the transport cache.
+// ListOffsets for end offsets. Log-start offsets come from the cluster's
+// cache; those it cannot vouch for (logstart.go) are read after the end
+// offsets, one more ListOffsets per leader that has any. Metadata comes
+// from the transport cache.
 func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
 	committed, err := c.committedOffsets(ctx, q.Group, m)
 	if err != nil {
@@ -316,7 +323,7 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 			if !ok || off < 0 {
 				off = -1
 			}
-			parts = append(parts, PartitionLag{Topic: t.Name, Partition: p.PartitionIndex, Committed: off})
+			parts = append(parts, PartitionLag{Topic: t.Name, Partition: p.PartitionIndex, Committed: off, leader: p.LeaderID})
 			byLeader[p.LeaderID] = appendPartition(byLeader[p.LeaderID], t.Name, p.PartitionIndex)
 		}
 	}
@@ -327,18 +334,20 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		return nil, fmt.Errorf("kafka: %w: none of the topics of group %q exist on cluster %q", ErrNoData, q.Group, c.name)
 	}
 
-	var ends, starts map[topicPartition]int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { ends, err = c.listOffsets(gctx, byLeader, kafkago.LastOffset, m); return err })
-	g.Go(func() (err error) { starts, err = c.listOffsets(gctx, byLeader, kafkago.FirstOffset, m); return err })
-	if err := g.Wait(); err != nil {
+	ends, err := c.listOffsets(ctx, byLeader, kafkago.LastOffset, m)
+	if err != nil {
+		return nil, err
+	}
+	for i := range parts {
+		parts[i].End = ends[topicPartition{parts[i].Topic, parts[i].Partition}]
+	}
+	// After the end offsets: an end below a cached log start marks it wrong.
+	if err := c.setLogStarts(ctx, parts, m); err != nil {
 		return nil, err
 	}
 	earliest := q.offsetReset() == OffsetResetEarliest
 	for i := range parts {
 		p := &parts[i]
-		tp := topicPartition{p.Topic, p.Partition}
-		p.End, p.LogStart = ends[tp], starts[tp]
 		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)
 	}
 	sort.Slice(parts, func(i, j int) bool {

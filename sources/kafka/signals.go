@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"time"
 
@@ -147,20 +148,56 @@ func timeToDrain(backlog int64, rate float64) float64 {
 //
 // A record without a timestamp (message format v0, or a producer that set
 // -1 or 0) fails with an error wrapping ErrNoData naming the partition and
-// offset: no value is guessed. A partition whose log start moved past the
-// offset between ListOffsets and Fetch (retention racing the read) fails
-// with OFFSET_OUT_OF_RANGE; the next evaluation reads from the new start.
-func (c *cluster) readOldest(ctx context.Context, parts []PartitionLag, concurrency int, m *metrics) error {
+// offset: no value is guessed.
+//
+// A Fetch that fails with OFFSET_OUT_OF_RANGE means the log start moved
+// past the offset after LogStart was read: a cached log start may be up
+// to metadataTTL old, and retention may also race the read. Those
+// partitions' log starts are read again (one ListOffsets per leader),
+// their Lag recomputed under the earliest policy or not, and the Fetch
+// retried once; a second OFFSET_OUT_OF_RANGE fails the evaluation.
+func (c *cluster) readOldest(ctx context.Context, parts []PartitionLag, earliest bool, concurrency int, m *metrics) error {
+	var lagging []int
+	for i := range parts {
+		if parts[i].Lag > 0 {
+			lagging = append(lagging, i)
+		}
+	}
+	moved, err := c.fetchOldest(ctx, parts, lagging, concurrency, false, m)
+	if err != nil || len(moved) == 0 {
+		return err
+	}
+	if err := c.readLogStarts(ctx, parts, moved, m); err != nil {
+		return err
+	}
+	var retry []int
+	for _, i := range moved {
+		p := &parts[i]
+		if p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest); p.Lag > 0 {
+			retry = append(retry, i)
+		}
+	}
+	_, err = c.fetchOldest(ctx, parts, retry, concurrency, true, m)
+	return err
+}
+
+// fetchOldest sets Oldest on parts[i] for every i in idx. Unless final, an
+// OFFSET_OUT_OF_RANGE is not an error: those indexes are returned.
+func (c *cluster) fetchOldest(ctx context.Context, parts []PartitionLag, idx []int, concurrency int, final bool, m *metrics) (moved []int, err error) {
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency)
-	for i := range parts {
+	for _, i := range idx {
 		p := &parts[i]
-		if p.Lag <= 0 {
-			continue
-		}
 		g.Go(func() error {
 			from := max(p.Committed, p.LogStart)
 			ts, err := c.recordTime(gctx, p.Topic, p.Partition, from)
+			if !final && errors.Is(err, kafkago.OffsetOutOfRange) {
+				mu.Lock()
+				moved = append(moved, i)
+				mu.Unlock()
+				return nil
+			}
 			if err != nil {
 				var kerr kafkago.Error
 				if errors.As(err, &kerr) {
@@ -172,7 +209,11 @@ func (c *cluster) readOldest(ctx context.Context, parts []PartitionLag, concurre
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Ints(moved)
+	return moved, nil
 }
 
 func (c *cluster) recordTime(ctx context.Context, topic string, partition int32, offset int64) (time.Time, error) {

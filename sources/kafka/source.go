@@ -6,10 +6,14 @@
 // (QueryFromSelector); caching and namespace policy are the provider's.
 //
 // Cost of one evaluation, warm: one OffsetFetch to the cached group
-// coordinator, and per leader broker one ListOffsets for end offsets and
-// one for log-start offsets (a request carries one timestamp per
-// partition); metadata comes from the transport's cache (MetadataTTL).
-// lag_seconds adds one Fetch per lagging partition.
+// coordinator and one ListOffsets (end offsets) per leader broker;
+// metadata comes from the transport's cache and log-start offsets from the
+// cluster's, both kept for MetadataTTL. An evaluation that meets new
+// partitions or expired log starts sends a second ListOffsets (log-start
+// offsets) to their leaders, after the first: at most two per broker.
+// lag_seconds adds one Fetch per lagging partition, and one more
+// ListOffsets per leader if retention moved a log start past a fetched
+// offset since it was cached.
 //
 // Permissions (ACLs): Describe on the group (OffsetFetch, DescribeGroups),
 // Describe on the topics (Metadata, ListOffsets), and for lag_seconds Read
@@ -30,8 +34,8 @@ import (
 
 // Options tune a Source. The zero value is usable.
 type Options struct {
-	// Clock gives sample times, record ages, rates and stall windows. Nil
-	// means the real clock.
+	// Clock gives sample times, record ages, rates and stall windows, and
+	// ages the cached log-start offsets. Nil means the real clock.
 	Clock clock.PassiveClock
 	// Registerer receives the source's own metrics. Nil means they are
 	// kept but not exposed.
@@ -98,7 +102,7 @@ func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 			cancel()
 			return nil, fmt.Errorf("kafka: cluster %q is declared twice", c.Name)
 		}
-		cl, err := newCluster(ctx, c)
+		cl, err := newCluster(ctx, c, s.clock)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -165,7 +169,7 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		signal = config.KafkaLag
 	}
 	if signal == config.KafkaLagSeconds {
-		if err := c.readOldest(ctx, parts, s.concurrency, s.metrics); err != nil {
+		if err := c.readOldest(ctx, parts, q.offsetReset() == OffsetResetEarliest, s.concurrency, s.metrics); err != nil {
 			return Result{}, err
 		}
 	}

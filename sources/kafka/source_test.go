@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"k8s.io/klog/v2"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/hpa-signals/hpa-signals/config"
 )
@@ -29,61 +30,108 @@ func TestWireTypesMirrorKafkaGo(t *testing.T) {
 	}
 }
 
-// A warm evaluation costs one OffsetFetch, no FindCoordinator, no
-// Metadata, and per leader broker one ListOffsets per offset kind carrying
-// all of that broker's partitions.
+// Requests counted at the brokers. Every evaluation sends one OffsetFetch
+// to the group coordinator and one ListOffsets for end offsets to each
+// leader, each carrying all of that broker's partitions. Log-start offsets
+// are read (a second ListOffsets per leader) only when the cache holds none
+// or they are a metadataTTL old: a warm evaluation sends exactly one
+// ListOffsets per broker, a cold one exactly two.
 func TestRequestsPerEvaluation(t *testing.T) {
 	b := newBroker(t)
 	b.createTopic("orders", 12)
 	b.createTopic("payments", 7)
 	offsets := map[string]map[int32]int64{"orders": {}, "payments": {}}
+	leaders := map[int32]bool{}
 	for p := int32(0); p < 12; p++ {
 		b.produce("orders", p, 3, nil)
 		offsets["orders"][p] = 1
+		leaders[b.c.LeaderFor("orders", p)] = true
 	}
 	for p := int32(0); p < 7; p++ {
 		b.produce("payments", p, 2, nil)
 		offsets["payments"][p] = 0
+		leaders[b.c.LeaderFor("payments", p)] = true
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("partitions are led by brokers %v, want all 3", leaders)
 	}
 	b.commit("billing", offsets)
+	const ttl = time.Minute
 	cfg := b.clusterConfig("main")
-	cfg.MetadataTTL = config.Duration{Duration: time.Minute}
-	s := newSource(t, []config.KafkaCluster{cfg}, Options{})
+	cfg.MetadataTTL = config.Duration{Duration: ttl}
+	fc := testingclock.NewFakeClock(t0)
+	s := newSource(t, []config.KafkaCluster{cfg}, Options{Clock: fc})
+	coordinator := b.c.CoordinatorFor("billing")
+	perLeader := func(n int) map[int32]int {
+		m := map[int32]int{}
+		for id := range leaders {
+			if n > 0 {
+				m[id] = n
+			}
+		}
+		return m
+	}
 
-	for _, q := range []Query{
-		{Cluster: "main", Group: "billing"},
-		{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLagMax},
+	all := Query{Cluster: "main", Group: "billing"}
+	named := Query{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLagMax}
+	for _, st := range []struct {
+		name     string
+		advance  time.Duration
+		q        Query
+		want     float64
+		cold     bool // first evaluation: coordinator and metadata looked up
+		logStart int  // log-start ListOffsets per leader
+	}{
+		{"cold", 0, all, 12*2 + 7*2, true, 1},
+		{"warm", 0, all, 12*2 + 7*2, false, 0},
+		{"warm, another query on the same partitions", 0, named, 2, false, 0},
+		{"warm, 1ns before the TTL", ttl - time.Nanosecond, all, 12*2 + 7*2, false, 0},
+		{"log starts a TTL old", time.Nanosecond, named, 2, false, 1},
+		{"warm again", time.Second, all, 12*2 + 7*2, false, 0},
 	} {
-		evaluate(t, s, q) // cold: FindCoordinator, first metadata
-		b.counts.reset()
-		r := evaluate(t, s, q)
-		if r.Value != 12*2+7*2 && q.Signal == "" {
-			t.Errorf("lag = %v, want %d", r.Value, 12*2+7*2)
-		}
-		t.Logf("warm evaluation of %v: %s", q.Topics, b.counts)
-		if n := b.counts.total("OffsetFetch"); n != 1 {
-			t.Errorf("OffsetFetch requests = %d, want 1", n)
-		}
-		for _, api := range []string{"FindCoordinator", "Metadata", "DescribeGroups"} {
-			if n := b.counts.total(api); n != 0 {
-				t.Errorf("%s requests = %d, want 0 on a warm evaluation", api, n)
+		t.Run(st.name, func(t *testing.T) {
+			fc.Step(st.advance)
+			b.counts.reset()
+			r := evaluate(t, s, st.q)
+			t.Logf("requests: %s", b.counts)
+			if r.Value != st.want {
+				t.Errorf("value = %v, want %v", r.Value, st.want)
 			}
-		}
-		for _, kind := range []string{"kind:ListOffsets(-1)", "kind:ListOffsets(-2)"} {
-			per := b.counts.byBroker(kind)
-			if len(per) != 3 {
-				t.Errorf("%s went to %d brokers (%v), want all 3 leaders", kind, len(per), per)
+			if got, want := b.counts.byBroker("OffsetFetch"), map[int32]int{coordinator: 1}; !equalCounts(got, want) {
+				t.Errorf("OffsetFetch per broker = %v, want %v (the coordinator)", got, want)
 			}
-			for node, n := range per {
-				if n != 1 {
-					t.Errorf("%s requests to broker %d = %d, want 1", kind, node, n)
-				}
+			if got, want := b.counts.byBroker("kind:ListOffsets(-1)"), perLeader(1); !equalCounts(got, want) {
+				t.Errorf("end-offset ListOffsets per broker = %v, want %v", got, want)
 			}
-		}
-		if n := b.counts.total("ListOffsets"); n > 6 {
-			t.Errorf("ListOffsets requests = %d, want <= 2 per broker", n)
+			if got, want := b.counts.byBroker("kind:ListOffsets(-2)"), perLeader(st.logStart); !equalCounts(got, want) {
+				t.Errorf("log-start ListOffsets per broker = %v, want %v", got, want)
+			}
+			if got, want := b.counts.byBroker("ListOffsets"), perLeader(1+st.logStart); !equalCounts(got, want) {
+				t.Errorf("ListOffsets per broker = %v, want %v", got, want)
+			}
+			if n := b.counts.total("FindCoordinator"); st.cold != (n == 1) || n > 1 {
+				t.Errorf("FindCoordinator requests = %d, want 1 on the cold evaluation and 0 after", n)
+			}
+			if n := b.counts.total("Metadata"); !st.cold && n != 0 {
+				t.Errorf("Metadata requests = %d, want 0 on a warm evaluation", n)
+			}
+			if n := b.counts.total("DescribeGroups"); n != 0 {
+				t.Errorf("DescribeGroups requests = %d, want 0", n)
+			}
+		})
+	}
+}
+
+func equalCounts(a, b map[int32]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
 		}
 	}
+	return true
 }
 
 func TestSASL(t *testing.T) {

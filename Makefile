@@ -9,7 +9,9 @@ BIN       := bin/adapter
 GOTEST    := $(GO) test -race -count=1
 FUZZTIME  ?= 30s
 
-.PHONY: all build unit test fuzz bench verify deps image clean
+E2E_TEST  := $(GO) test -tags e2e -count=1 -p 1 -parallel 4 -v
+
+.PHONY: all build unit test e2e e2e-kind demo demo-short control-plane fuzz bench verify deps image clean
 
 all: build
 
@@ -21,9 +23,35 @@ build:
 unit:
 	$(GOTEST) -short ./...
 
-## test: everything CI runs, with -race, against real servers
+## test: everything CI runs: unit and integration tests with -race against
+## real servers, the end-to-end scenarios, and the short demo
 test: deps verify
 	$(GOTEST) -timeout 30m ./...
+	$(MAKE) --no-print-directory e2e
+	$(MAKE) --no-print-directory demo-short
+
+## control-plane: build etcd, kube-apiserver, kube-controller-manager,
+## kube-scheduler and kwok into ~/.cache/hpa-signals (once; minutes cold)
+control-plane:
+	@hack/build-control-plane.sh >/dev/null
+
+## e2e: the end-to-end scenarios on a local control plane (HPAs scaling on
+## every signal, outage, security, lifecycle)
+e2e: deps control-plane
+	$(E2E_TEST) -timeout 60m ./test/e2e/...
+
+## e2e-kind: the same scenarios on a kind cluster (needs Docker and kind)
+e2e-kind:
+	hack/e2e-kind.sh
+
+## demo: the local stack with the example HPAs, a scripted story and a live
+## view; writes a timeline picture (DEMO_FLAGS=--keep keeps it running)
+demo: deps control-plane
+	$(GO) run ./test/demo $(DEMO_FLAGS)
+
+## demo-short: the demo's short, non-interactive run (part of make test)
+demo-short: deps control-plane
+	DEMO_SHORT=1 $(GO) run ./test/demo --out "$${TMPDIR:-/tmp}/hpa-signals-demo-short"
 
 ## fuzz: fuzz the selector-to-PromQL translation for FUZZTIME
 fuzz:
@@ -38,6 +66,7 @@ bench: deps
 verify:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/...
 	@cp go.mod /tmp/hpa-signals-go.mod.bak; cp go.sum /tmp/hpa-signals-go.sum.bak
 	@$(GO) mod tidy
 	@if ! git diff --quiet -- go.mod go.sum; then echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; git diff --stat -- go.mod go.sum; cp /tmp/hpa-signals-go.mod.bak go.mod; cp /tmp/hpa-signals-go.sum.bak go.sum; exit 1; fi

@@ -85,6 +85,26 @@ func (p *Process) ExitErr() (exited bool, err error) {
 	return true, fmt.Errorf("%s exited: %w; log %s:\n%s", p.Name, p.waitErr, p.LogPath, p.LogTail(20))
 }
 
+// Signal sends sig to the process alone (not its group), e.g. SIGTERM to
+// watch a graceful shutdown; use Stop to end it for good.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d): %w", p.Name, p.PID(), err)
+	}
+	return nil
+}
+
+// ExitCode reports whether the process has exited and, if so, its exit
+// status (-1 when it was killed by a signal).
+func (p *Process) ExitCode() (exited bool, code int) {
+	select {
+	case <-p.done:
+	default:
+		return false, 0
+	}
+	return true, p.cmd.ProcessState.ExitCode()
+}
+
 // Stop sends SIGTERM to the process group, waits up to a few seconds, then
 // sends SIGKILL, and waits for the process to be reaped. It is idempotent.
 func (p *Process) Stop() error {

@@ -124,4 +124,3 @@ func toSamples(value model.Value) ([]Sample, error) {
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-

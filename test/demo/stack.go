@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sync"
+
+	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
+)
+
+// stackOptions are what the demo asks of the stack.
+type stackOptions struct {
+	// Progress receives start-up progress (the control-plane build on a
+	// cold cache takes minutes).
+	Progress io.Writer
+}
+
+// stackInfo is what the demo needs to watch and explain the running stack.
+type stackInfo struct {
+	// Kubeconfig is a cluster-admin kubeconfig path; printed for the user.
+	Kubeconfig string
+	// LogsDir holds the logs of every process the stack started; printed
+	// at the end.
+	LogsDir string
+	// MetricsURL is the adapter's /metrics endpoint, and MetricsClient the
+	// client that may read it (TLS, credentials). MetricsClient nil means
+	// http.DefaultClient.
+	MetricsURL    string
+	MetricsClient *http.Client
+	// Namespaces whose HPAs the view shows. If empty, "demo".
+	Namespaces []string
+}
+
+// startStack starts the local stack (test/e2e/stack: control plane,
+// Prometheus, Kafka, the adapter registered through manifests/base, one
+// sample-app process per Running pod), applies the HPAs and workloads of
+// test/e2e/hpas (manifests/examples with behaviours short enough for a
+// story of minutes), and returns a Driver over the stack's load generator
+// and producer, what the view needs, and stop, which tears everything down
+// (idempotent; called on every exit path, Ctrl-C included).
+func startStack(ctx context.Context, opts stackOptions) (Driver, stackInfo, func() error, error) {
+	s, err := stack.Start(ctx, stack.Options{Progress: opts.Progress})
+	if err != nil {
+		return nil, stackInfo{}, func() error { return nil }, err
+	}
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() { stopErr = s.Stop() })
+		return stopErr
+	}
+	if err := cluster.ApplyKustomize(ctx, s.Cluster(), filepath.Join(s.RepoRoot(), "test", "e2e", "hpas")); err != nil {
+		return nil, stackInfo{}, stop, fmt.Errorf("apply the example HPAs: %w", err)
+	}
+	fmt.Fprintln(opts.Progress, "demo: applied test/e2e/hpas (manifests/examples with short stabilization windows)")
+	info := stackInfo{
+		Kubeconfig:    s.Kubeconfig(),
+		LogsDir:       s.LogsDir(),
+		MetricsURL:    s.AdapterMetricsURL(),
+		MetricsClient: s.AdapterHTTPClient(),
+		Namespaces:    []string{demoNamespace},
+	}
+	return stackDriver{s}, info, stop, nil
+}
+
+// stackDriver drives the story through the stack's load generator and
+// Kafka producer.
+type stackDriver struct{ s *stack.Stack }
+
+func (d stackDriver) SetLoad(_ context.Context, namespace, deployment string, rps float64, opts LoadOptions) error {
+	var lo []stack.LoadOption
+	if opts.Goroutines > 0 {
+		lo = append(lo, stack.HoldGoroutines(opts.Goroutines, opts.Hold))
+	}
+	d.s.SetLoad(namespace, deployment, rps, lo...)
+	return nil
+}
+
+func (d stackDriver) ProduceBurst(ctx context.Context, topic string, n int) error {
+	return d.s.ProduceBurst(ctx, topic, n)
+}

@@ -1,5 +1,6 @@
 // Command sample-app is the workload hpa-signals' examples and end-to-end
-// tests scale. It runs in one of two modes:
+// tests scale, and the tool that drives it in a cluster. It runs in one of
+// four modes:
 //
 //   - server (default): an HTTP service instrumented with client_golang the
 //     way the catalog presets expect (http_requests_total,
@@ -11,8 +12,13 @@
 //   - consumer: a Kafka consumer-group member that consumes one topic at a
 //     bounded per-replica rate and commits offsets, so consumer lag grows
 //     when producers outpace the replicas and shrinks when the HPA adds some.
+//   - load: an HTTP load generator that sends --rps requests per second to
+//     <--target-url>/work (optionally holding goroutines there), keeping the
+//     rate on average with a bounded number of requests in flight.
+//   - produce: produces --messages records to --topic, round robin over its
+//     partitions, and exits once they are acknowledged.
 //
-// Both modes serve /metrics, /healthz and /readyz on --listen.
+// Server and consumer modes serve /metrics, /healthz and /readyz on --listen.
 package main
 
 import (
@@ -36,13 +42,15 @@ type config struct {
 	mode     string
 	server   ServerConfig
 	consumer ConsumerConfig
+	load     LoadConfig
+	produce  ProduceConfig
 }
 
 func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("sample-app", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service) or consumer (Kafka consumer group member).")
+	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service), consumer (Kafka consumer group member), load (HTTP load generator) or produce (one burst of Kafka records).")
 
 	s := &c.server
 	fs.StringVar(&s.Listen, "listen", "127.0.0.1:8080", "Address for the HTTP server: /work, /metrics, /healthz, /readyz.")
@@ -55,11 +63,13 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 
 	k := &c.consumer
 	var brokers string
-	fs.StringVar(&brokers, "brokers", "", "Consumer mode: comma-separated bootstrap brokers host:port.")
-	fs.StringVar(&k.Topic, "topic", "", "Consumer mode: topic to consume.")
+	fs.StringVar(&brokers, "brokers", "", "Consumer and produce modes: comma-separated bootstrap brokers host:port.")
+	fs.StringVar(&k.Topic, "topic", "", "Consumer and produce modes: topic to consume or produce to.")
 	fs.StringVar(&k.Group, "group", "", "Consumer mode: consumer group.")
 	fs.Float64Var(&k.Rate, "rate", 10, "Consumer mode: messages per second this replica processes at most; 0 means unlimited.")
 	fs.DurationVar(&k.CommitInterval, "commit-interval", time.Second, "Consumer mode: how often processed offsets are committed (and always on shutdown).")
+	c.load.addFlags(fs)
+	c.produce.addFlags(fs)
 
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -71,13 +81,18 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if brokers != "" {
 		k.Brokers = strings.Split(brokers, ",")
 	}
+	c.produce.Brokers, c.produce.Topic = k.Brokers, k.Topic
 	switch c.mode {
 	case "server":
 		return c, s.validate()
 	case "consumer":
 		return c, k.validate()
+	case "load":
+		return c, c.load.validate()
+	case "produce":
+		return c, c.produce.validate()
 	default:
-		return nil, fmt.Errorf("--mode %q: want server or consumer", c.mode)
+		return nil, fmt.Errorf("--mode %q: want server, consumer, load or produce", c.mode)
 	}
 }
 
@@ -97,6 +112,10 @@ func run(args []string, stderr io.Writer) int {
 	switch c.mode {
 	case "consumer":
 		err = RunConsumer(ctx, c.consumer, log)
+	case "load":
+		err = RunLoad(ctx, c.load, log)
+	case "produce":
+		err = RunProduce(ctx, c.produce, log)
 	default:
 		err = NewServer(c.server, log).ListenAndServe(ctx)
 	}

@@ -88,23 +88,31 @@ func stagesFile(binDir string) string {
 	return filepath.Join(filepath.Dir(binDir), "stages.yaml")
 }
 
-// findBuildScript walks up from the working directory to the directory that
-// holds go.mod and the build script.
+// findBuildScript returns the build script of the repository the working
+// directory is in.
 func findBuildScript() (string, error) {
-	dir, err := os.Getwd()
+	root, err := RepoRoot()
 	if err != nil {
 		return "", fmt.Errorf("find %s: %w", buildScriptPath, err)
 	}
+	return filepath.Join(root, buildScriptPath), nil
+}
+
+// RepoRoot walks up from the working directory to the root of the
+// hpa-signals module (its go.mod), where manifests/, hack/ and test/ are.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find repository root: %w", err)
+	}
 	for {
-		candidate := filepath.Join(dir, buildScriptPath)
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			if _, err := os.Stat(candidate); err == nil {
-				return candidate, nil
-			}
+		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(data), "module github.com/hpa-signals/hpa-signals\n") {
+			return dir, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", fmt.Errorf("find %s: not found above the working directory", buildScriptPath)
+			return "", errors.New("find repository root: no go.mod of github.com/hpa-signals/hpa-signals above the working directory")
 		}
 		dir = parent
 	}

@@ -80,7 +80,7 @@ func (o *Options) defaults() error {
 		o.ReadyTimeout = 2 * time.Minute
 	}
 	if o.RepoRoot == "" {
-		root, err := findRepoRoot()
+		root, err := cluster.RepoRoot()
 		if err != nil {
 			return err
 		}
@@ -308,25 +308,6 @@ func (s *Stack) KafkaTopic() string { return s.opts.KafkaTopic }
 
 func (s *Stack) progress(format string, args ...any) {
 	fmt.Fprintf(s.opts.Progress, "stack (%4.1fs): "+format+"\n", append([]any{time.Since(s.began).Seconds()}, args...)...)
-}
-
-// findRepoRoot walks up from the working directory to the hpa-signals go.mod.
-func findRepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-		if err == nil && strings.Contains(string(data), "module github.com/hpa-signals/hpa-signals\n") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find repository root: no go.mod of github.com/hpa-signals/hpa-signals above the working directory; set Options.RepoRoot")
-		}
-		dir = parent
-	}
 }
 
 // httpGetStatus returns the status code and body of a GET.

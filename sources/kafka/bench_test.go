@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -62,6 +63,8 @@ func BenchmarkGroupLag10kPartitions(b *testing.B) {
 		b.ReportMetric(float64(br.counts.total("ListOffsets"))/n, "listoffsets-req/op")
 		b.ReportMetric(float64(br.counts.total("OffsetFetch"))/n, "offsetfetch-req/op")
 		b.ReportMetric(float64(br.counts.all())/n, "requests/op")
+		// Goroutines of the whole process, the in-process brokers included.
+		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 	}
 
 	// ours evaluates once per iteration; advance runs before each, untimed.

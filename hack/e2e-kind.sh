@@ -9,7 +9,8 @@
 # Environment:
 #   KIND_CLUSTER_NAME  the cluster's name (default hpa-signals-e2e)
 #   KEEP_CLUSTER=1     keep the cluster at the end, and reuse it if it exists
-#   E2E_RUN            go test -run pattern (default Test: every scenario)
+#   E2E_RUN            go test -run pattern (default TestScenarios: every scenario;
+#                      the TestLocalCluster* tests need the local control plane)
 # Extra arguments are passed to go test.
 set -euo pipefail
 
@@ -52,4 +53,4 @@ docker build --build-arg VERSION="$version" -t hpa-signals:e2e .
 docker build -f examples/sample-app/Dockerfile -t hpa-signals-sample-app:e2e .
 
 echo "e2e-kind: running the scenarios on kind cluster $KIND_CLUSTER_NAME${KEEP_CLUSTER:+ (kept afterwards)}" >&2
-go test -tags e2e -count=1 -timeout 60m -v ./test/e2e/ -run "${E2E_RUN:-Test}" "$@"
+go test -tags e2e -count=1 -timeout 60m -v ./test/e2e/ -run "${E2E_RUN:-TestScenarios}" "$@"

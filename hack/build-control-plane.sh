@@ -127,7 +127,7 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   K8S_LDFLAGS+=" -X ${pkg}.gitTreeState=clean -X ${pkg}.buildDate=${BUILD_DATE}"
 done
 
-log "building kube-apiserver, kube-controller-manager, kube-scheduler ${K8S_VERSION} (cold build takes ~8 min on 2 cores, ~15 s with a warm Go build cache)..."
+log "building kube-apiserver, kube-controller-manager, kube-scheduler ${K8S_VERSION} (cold build takes ~9 min on 2 cores, ~15 s with a warm Go build cache)..."
 t0=$(date +%s)
 (
   cd "${WORK}/k8s"
@@ -157,7 +157,7 @@ EOF
 log "etcd built in $(($(date +%s) - t0)) s"
 
 # ---- kwok -------------------------------------------------------------------
-log "building kwok ${KWOK_VERSION} (cold build takes ~2 min on 2 cores)..."
+log "building kwok ${KWOK_VERSION} (cold build takes ~3 min on 2 cores)..."
 t0=$(date +%s)
 # `go install pkg@version` builds outside any main module; -mod must not be set.
 GOFLAGS="${GOFLAGS:-}" GOBIN="${OUT}/bin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"

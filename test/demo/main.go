@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 
-	fmt.Fprintln(stderr, "demo: starting the stack (the first run builds the control plane: ~14 minutes on 2 cores)")
+	fmt.Fprintln(stderr, "demo: starting the stack (the first run builds the control plane: ~13 minutes on 2 cores)")
 	driver, info, stopStack, err := startStack(ctx, stackOptions{Progress: stderr})
 	if err != nil {
 		fmt.Fprintln(stderr, "demo: start the stack:", err)

@@ -5,6 +5,6 @@
 //
 //	go test -tags e2e -timeout 60m ./test/e2e/...
 //
-// The first run builds the control plane into a cache (~10 minutes on 2
+// The first run builds the control plane into a cache (~13 minutes on 2
 // cores, see hack/build-control-plane.sh); later runs start it in seconds.
 package e2e

@@ -372,7 +372,9 @@ func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
 	}
 
 	// Requests straight to the adapter while it is told to stop: each one
-	// is either answered or refused, never cut off.
+	// is answered, or turned away (connection refused, or a 503 "shutting
+	// down" with Retry-After for a request that arrives on a kept-alive
+	// connection after shutdown began), never cut off.
 	proc := s.AdapterProcess()
 	client := s.AdapterHTTPClient()
 	url := s.AdapterURL() + customPath("v1beta2", "pods/*/http_requests_per_second", "handler=work,window=30s")
@@ -382,9 +384,11 @@ func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
 	for range 4 {
 		workers.Go(func() {
 			for {
-				code, _, err := httpGet(ctx, client, url)
+				code, body, err := httpGet(ctx, client, url)
 				outcome := fmt.Sprint(code)
 				switch {
+				case err == nil && code == http.StatusServiceUnavailable && strings.Contains(body, "shutting down"):
+					outcome = "503 shutting down"
 				case err != nil && strings.Contains(err.Error(), "connection refused"):
 					outcome = "refused"
 				case err != nil:
@@ -416,8 +420,8 @@ func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
 	}
 	t.Logf("adapter exited %s after SIGTERM; requests around it: %v", took.Round(time.Millisecond), counts)
 	for r, n := range counts {
-		if r != "200" && r != "refused" {
-			t.Errorf("%d requests ended %q around SIGTERM, want only answers (200) or refused connections", n, r)
+		if r != "200" && r != "refused" && r != "503 shutting down" {
+			t.Errorf("%d requests ended %q around SIGTERM, want only answers (200), refused connections or 503 shutting down", n, r)
 		}
 	}
 	if counts["200"] == 0 {

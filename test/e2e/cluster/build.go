@@ -28,7 +28,7 @@ var controlPlaneBinaries = []string{"etcd", "kube-apiserver", "kube-controller-m
 // EnsureBinaries returns the directory holding the control plane binaries,
 // building them with hack/build-control-plane.sh unless BinDirEnv is set.
 // script may be empty to find the script by walking up from the working
-// directory to the repository root. A cold build takes ~10 minutes on 2
+// directory to the repository root. A cold build takes ~13 minutes on 2
 // cores; progress goes to progress (os.Stderr when nil).
 func EnsureBinaries(ctx context.Context, script string, progress io.Writer) (string, error) {
 	if dir := os.Getenv(BinDirEnv); dir != "" {

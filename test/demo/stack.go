@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
-	"sync"
 
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
@@ -39,20 +38,15 @@ type stackInfo struct {
 // Prometheus, Kafka, the adapter registered through manifests/base, one
 // sample-app process per Running pod), applies the HPAs and workloads of
 // test/e2e/hpas (manifests/examples with behaviours short enough for a
-// story of minutes), and returns a Driver over the stack's load generator
-// and producer, what the view needs, and stop, which tears everything down
-// (idempotent; called on every exit path, Ctrl-C included).
+// story of minutes), and returns the stack as the story's Driver, what the
+// view needs, and stop, which tears everything down (idempotent; called on
+// every exit path, Ctrl-C included).
 func startStack(ctx context.Context, opts stackOptions) (Driver, stackInfo, func() error, error) {
 	s, err := stack.Start(ctx, stack.Options{Progress: opts.Progress})
 	if err != nil {
 		return nil, stackInfo{}, func() error { return nil }, err
 	}
-	var once sync.Once
-	var stopErr error
-	stop := func() error {
-		once.Do(func() { stopErr = s.Stop() })
-		return stopErr
-	}
+	stop := s.Stop // idempotent
 	if err := cluster.ApplyKustomize(ctx, s.Cluster(), filepath.Join(s.RepoRoot(), "test", "e2e", "hpas")); err != nil {
 		return nil, stackInfo{}, stop, fmt.Errorf("apply the example HPAs: %w", err)
 	}
@@ -64,22 +58,5 @@ func startStack(ctx context.Context, opts stackOptions) (Driver, stackInfo, func
 		MetricsClient: s.AdapterHTTPClient(),
 		Namespaces:    []string{demoNamespace},
 	}
-	return stackDriver{s}, info, stop, nil
-}
-
-// stackDriver drives the story through the stack's load generator and
-// Kafka producer.
-type stackDriver struct{ s *stack.Stack }
-
-func (d stackDriver) SetLoad(_ context.Context, namespace, deployment string, rps float64, opts LoadOptions) error {
-	var lo []stack.LoadOption
-	if opts.Goroutines > 0 {
-		lo = append(lo, stack.HoldGoroutines(opts.Goroutines, opts.Hold))
-	}
-	d.s.SetLoad(namespace, deployment, rps, lo...)
-	return nil
-}
-
-func (d stackDriver) ProduceBurst(ctx context.Context, topic string, n int) error {
-	return d.s.ProduceBurst(ctx, topic, n)
+	return s, info, stop, nil
 }

@@ -5,29 +5,21 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 )
 
-// Driver is what the story needs from the running stack. The stack's load
-// generator and Kafka producer implement it (see startStack).
+// Driver is what the story needs from the running stack; *stack.Stack
+// implements it.
 type Driver interface {
 	// SetLoad makes the load generator send rps requests per second in
 	// total to /work of the pods of deployment in namespace, spread over
 	// its live pods as a load balancer would, until the next call; 0
 	// stops it.
-	SetLoad(ctx context.Context, namespace, deployment string, rps float64, opts LoadOptions) error
+	SetLoad(ctx context.Context, namespace, deployment string, rps float64, load env.Load) error
 	// ProduceBurst produces n messages to topic as fast as it can and
 	// returns when the broker has them.
 	ProduceBurst(ctx context.Context, topic string, n int) error
-}
-
-// LoadOptions shape the requests of SetLoad. The zero value sends plain
-// requests.
-type LoadOptions struct {
-	// Goroutines and Hold make every request hold that many goroutines for
-	// that long after it is answered (sample-app's
-	// /work?goroutines=K&hold=D), so go_goroutines follows the load.
-	Goroutines int
-	Hold       time.Duration
 }
 
 // Action is one thing a step does to the stack: set a Deployment's load,
@@ -35,7 +27,7 @@ type LoadOptions struct {
 type Action struct {
 	Deployment string
 	RPS        float64
-	Load       LoadOptions
+	Load       env.Load
 
 	Topic string
 	Burst int
@@ -147,7 +139,7 @@ var (
 	qpsBase        = Action{Deployment: qpsApp, RPS: 40}
 	latencyBase    = Action{Deployment: latencyApp, RPS: 100}
 	goroutinesBase = Action{Deployment: goroutinesApp, RPS: 10}
-	goroutineBurst = Action{Deployment: goroutinesApp, RPS: 50, Load: LoadOptions{Goroutines: 20, Hold: 2 * time.Second}}
+	goroutineBurst = Action{Deployment: goroutinesApp, RPS: 50, Load: env.Load{Goroutines: 20, Hold: 2 * time.Second}}
 )
 
 // NewStory returns the full story (about 15 minutes), or with short the

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
+	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
 
 // The workloads and HPAs of test/e2e/hpas (manifests/examples with
@@ -360,11 +361,10 @@ func securityScenario(ctx context.Context, t *testing.T, e env.Env, root string)
 // start, and on SIGTERM it finishes what it serves and exits within its
 // grace period; a new process takes over and the HPAs keep working.
 func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
-	l, ok := e.(localEnv)
+	s, ok := e.(*stack.Stack)
 	if !ok {
 		t.Skip("needs the adapter as a local process: it runs as a Deployment here")
 	}
-	s := l.s
 	if d := s.AdapterReadyAfter(); d > time.Second {
 		t.Errorf("adapter ready %s after start, want within 1s", d)
 	} else {

@@ -12,30 +12,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 )
 
-// LoadOption changes what SetLoad sends.
-type LoadOption func(*loadConfig)
-
-type loadConfig struct {
-	goroutines  int
-	hold        time.Duration
-	maxInFlight int
-	timeout     time.Duration
-}
-
-// HoldGoroutines makes each request hold k goroutines in the sample-app
-// for d after it is answered (/work?goroutines=k&hold=d), so each process'
-// go_goroutines rises by about k x d x its request rate.
-func HoldGoroutines(k int, d time.Duration) LoadOption {
-	return func(c *loadConfig) { c.goroutines, c.hold = k, d }
-}
-
-// MaxInFlight bounds the requests of one load waiting for an answer
-// (default 1000); a request due while the bound is reached is skipped and
-// counted, never queued, so an overloaded Deployment cannot make the load
-// generator itself grow without bound.
-func MaxInFlight(n int) LoadOption { return func(c *loadConfig) { c.maxInFlight = n } }
+// Bounds of one load: a request due while maxInFlight requests wait for
+// an answer is skipped and counted, never queued, so an overloaded
+// Deployment cannot make the load generator itself grow without bound.
+const (
+	maxInFlight    = 1000
+	requestTimeout = 15 * time.Second
+)
 
 // LoadStats counts what one load has done since SetLoad.
 type LoadStats struct {
@@ -87,9 +74,13 @@ func newLoadGenerator(pods *podRunner) *loadGenerator {
 // (so each of n processes gets totalRPS/n, and scaling out lowers the
 // per-pod rate), replacing the Deployment's previous load. The rate is
 // kept on average even when ticks are late. totalRPS <= 0 stops the load.
+// With load.Goroutines, each request holds that many goroutines in the
+// sample-app for load.Hold after it is answered, so each process'
+// go_goroutines rises by about Goroutines x Hold x its request rate.
 // Loads stop at Stop.
-func (s *Stack) SetLoad(namespace, deployment string, totalRPS float64, opts ...LoadOption) {
-	s.loads.set(namespace, deployment, totalRPS, opts...)
+func (s *Stack) SetLoad(_ context.Context, namespace, deployment string, totalRPS float64, load env.Load) error {
+	s.loads.set(namespace, deployment, totalRPS, load)
+	return nil
 }
 
 // LoadStats returns the counters of a Deployment's current load (zero if
@@ -98,7 +89,7 @@ func (s *Stack) LoadStats(namespace, deployment string) LoadStats {
 	return s.loads.stats(namespace + "/" + deployment)
 }
 
-func (g *loadGenerator) set(namespace, deployment string, rps float64, opts ...LoadOption) {
+func (g *loadGenerator) set(namespace, deployment string, rps float64, shape env.Load) {
 	key := namespace + "/" + deployment
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -110,25 +101,21 @@ func (g *loadGenerator) set(namespace, deployment string, rps float64, opts ...L
 	if rps <= 0 {
 		return
 	}
-	cfg := loadConfig{maxInFlight: 1000, timeout: 15 * time.Second}
-	for _, o := range opts {
-		o(&cfg)
-	}
 	path := "/work"
-	if cfg.goroutines > 0 {
-		path += "?" + url.Values{"goroutines": {strconv.Itoa(cfg.goroutines)}, "hold": {cfg.hold.String()}}.Encode()
+	if shape.Goroutines > 0 {
+		path += "?" + url.Values{"goroutines": {strconv.Itoa(shape.Goroutines)}, "hold": {shape.Hold.String()}}.Encode()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{rps: rps, cancel: cancel, done: make(chan struct{})}
 	g.loads[key] = l
-	go g.run(ctx, l, namespace, deployment, path, cfg)
+	go g.run(ctx, l, namespace, deployment, path)
 }
 
-func (g *loadGenerator) run(ctx context.Context, l *load, namespace, deployment, path string, cfg loadConfig) {
+func (g *loadGenerator) run(ctx context.Context, l *load, namespace, deployment, path string) {
 	defer close(l.done)
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
-	slots := make(chan struct{}, cfg.maxInFlight)
+	slots := make(chan struct{}, maxInFlight)
 	start := time.Now()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
@@ -158,7 +145,7 @@ func (g *loadGenerator) run(ctx context.Context, l *load, namespace, deployment,
 			go func() {
 				defer inflight.Done()
 				defer func() { <-slots }()
-				g.do(ctx, l, "http://"+addr+path, cfg.timeout)
+				g.do(ctx, l, "http://"+addr+path, requestTimeout)
 			}()
 		}
 	}

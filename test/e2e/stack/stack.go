@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 	"github.com/hpa-signals/hpa-signals/test/promtest"
 )
 
@@ -96,7 +97,10 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Stack is a running stack. Methods are safe for concurrent use.
+var _ env.Env = (*Stack)(nil)
+
+// Stack is a running stack; it is the local env.Env of the end-to-end
+// scenarios. Methods are safe for concurrent use.
 type Stack struct {
 	opts    Options
 	workDir string
@@ -294,11 +298,14 @@ func (s *Stack) PrometheusURL() string { return s.prom.URL() }
 
 // StopPrometheus stops Prometheus (to show an outage); StartPrometheus
 // brings it back on the same port with the same data.
-func (s *Stack) StopPrometheus() { s.prom.Stop() }
+func (s *Stack) StopPrometheus(context.Context) error {
+	s.prom.Stop()
+	return nil
+}
 
 // StartPrometheus starts Prometheus again after StopPrometheus and waits
 // until it is ready.
-func (s *Stack) StartPrometheus() error { return s.prom.Start() }
+func (s *Stack) StartPrometheus(context.Context) error { return s.prom.Start() }
 
 // KafkaBrokers are the kfake brokers' addresses.
 func (s *Stack) KafkaBrokers() []string { return s.kafka.ListenAddrs() }

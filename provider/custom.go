@@ -151,14 +151,17 @@ func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m
 	if m.Source != config.SourcePrometheus {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
 	}
+	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}}
+	return p.queryPrometheus(ctx, what, m, scope, metricSelector)
+}
+
+// queryPrometheus builds the entry's query for scope and answers it from
+// the cache; what names the request in errors.
+func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
 	if p.Prometheus == nil {
 		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
-	promql, err := prometheus.BuildQuery(m, prometheus.Scope{
-		Labels:     cat.Prometheus.Labels,
-		Namespaces: []string{namespace},
-		GroupBy:    []string{groupLabel},
-	}, metricSelector)
+	promql, err := prometheus.BuildQuery(m, scope, sel)
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}

@@ -71,20 +71,10 @@ func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, 
 		return nil, err
 	}
 	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
-	if p.Prometheus == nil {
-		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
-	}
-	promql, err := prometheus.BuildQuery(m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
+	samples, err := p.queryPrometheus(ctx, what, m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
 	if err != nil {
-		return nil, apiError(config.SourcePrometheus, what, err)
+		return nil, err
 	}
-	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
-		return p.Prometheus.Query(ctx, promql)
-	}))
-	if err != nil {
-		return nil, apiError(config.SourcePrometheus, what, err)
-	}
-	samples := v.([]prometheus.Sample)
 	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(samples))}
 	for _, s := range samples {
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{

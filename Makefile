@@ -78,12 +78,17 @@ image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 	docker build -f examples/sample-app/Dockerfile -t hpa-signals-sample-app:dev .
 
-## deps: install what the tests need (Prometheus from Debian)
+## deps: install what the tests need with apt: Prometheus (Debian package)
+## and kubectl (the e2e harness and the demo apply manifests with it)
 deps:
-	@command -v prometheus >/dev/null || { echo "installing prometheus (Debian package)"; \
+	@missing=; command -v prometheus >/dev/null || missing="$$missing prometheus"; \
+	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+		|| { echo "could not install$$missing with apt-get; install them and run make again (kubectl: https://kubernetes.io/docs/tasks/tools/)"; exit 1; }; fi
 	@prometheus --version 2>&1 | head -1
+	@kubectl version --client 2>/dev/null | head -1
 
 clean:
 	rm -rf bin bench.out

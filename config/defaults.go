@@ -5,8 +5,9 @@ import "time"
 // The defaults, in one place. setDefaults applies them to file entries and
 // presets alike.
 const (
-	DefaultNamespaceLabel = "namespace"
-	DefaultPodLabel       = "pod"
+	DefaultNamespaceLabel     = "namespace"
+	DefaultPodLabel           = "pod"
+	DefaultPrometheusMaxRange = time.Hour
 
 	DefaultKafkaClientID       = "hpa-signals"
 	DefaultKafkaDialTimeout    = 5 * time.Second
@@ -34,6 +35,7 @@ const (
 func (c *Catalog) setDefaults() {
 	setString(&c.Prometheus.Labels.Namespace, DefaultNamespaceLabel)
 	setString(&c.Prometheus.Labels.Pod, DefaultPodLabel)
+	setDuration(&c.Prometheus.MaxRange, DefaultPrometheusMaxRange)
 	for i := range c.Kafka.Clusters {
 		k := &c.Kafka.Clusters[i]
 		setString(&k.ClientID, DefaultKafkaClientID)

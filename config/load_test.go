@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -114,6 +115,16 @@ var invalidFixtures = []struct {
 		},
 	},
 	{
+		file: "invalid-namespaced.yaml",
+		want: []string{
+			`line 3: metrics[0].apis[0]: a namespaced: false entry is served on the external API only; set apis: [external]`,
+			`line 6: metrics[0].namespaced: false needs callerNamespaces: the entry reads data no namespace owns, so list the namespaces that may read it, or ["*"] for every namespace`,
+			`line 7: metrics[0].externalNamespaces: not used by a namespaced: false entry, which reads no namespace's data; remove it`,
+			`line 12: metrics[1].namespaced: false needs callerNamespaces: the entry reads data no namespace owns, so list the namespaces that may read it, or ["*"] for every namespace`,
+			`line 18: metrics[2].callerNamespaces[1]: "Team_A" is not a namespace name; use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit, or "*" for every namespace`,
+			`line 23: metrics[3].callerNamespaces: only used with namespaced: false; remove it (a namespaced entry is readable by every namespace, for its own data)`,
+		},
+	}, {
 		file: "invalid-not-a-mapping.yaml",
 		want: []string{
 			`line 1: expected a mapping of key: value lines, got a list`,
@@ -156,7 +167,7 @@ var invalidFixtures = []struct {
 		want: []string{
 			`line 4: prometheus.labels.container: unknown key; known keys are namespace, pod`,
 			`line 9: kafka.clusters[0].clientId: unknown key; did you mean "clientID"? (keys are case-sensitive)`,
-			`line 15: metrics[0].parameter: unknown key; known keys are apis, description, externalNamespaces, kafka, name, parameters, query, resources, selectorLabels, source`,
+			`line 15: metrics[0].parameter: unknown key; known keys are apis, callerNamespaces, description, externalNamespaces, kafka, name, namespaced, parameters, query, resources, selectorLabels, source`,
 		},
 	},
 	{
@@ -234,7 +245,7 @@ func TestParseValidFixtures(t *testing.T) {
 			if want := `sum by () (rate(orders_total{}[2m])) * 3`; err != nil || q != want {
 				t.Errorf("orders_per_second renders %q, %v; want %q", q, err, want)
 			}
-			if k := c.Lookup("orders_lag").Kafka; *k != (KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "{namespace}-*", StallWindow: Duration{10 * time.Minute}}) {
+			if k := c.Lookup("orders_lag").Kafka; !reflect.DeepEqual(*k, KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "{namespace}-*", StallWindow: Duration{10 * time.Minute}}) {
 				t.Errorf("orders_lag kafka %+v", k)
 			}
 		}},

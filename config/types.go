@@ -57,9 +57,14 @@ type Catalog struct {
 }
 
 // PrometheusSettings maps Kubernetes concepts to the Prometheus label names
-// of the installation. Defaults: namespace -> "namespace", pod -> "pod".
+// of the installation and bounds what a query may cost. Defaults:
+// namespace -> "namespace", pod -> "pod", maxRange 1h.
 type PrometheusSettings struct {
 	Labels PrometheusLabels `json:"labels"`
+	// MaxRange is the longest range or subquery window a rendered query may
+	// use. A template whose fixed ranges exceed it is invalid; a parameter
+	// value that makes a range exceed it is a 400. Zero means the default.
+	MaxRange Duration `json:"maxRange,omitempty"`
 }
 
 // PrometheusLabels are the Prometheus label names that hold a series'
@@ -69,9 +74,21 @@ type PrometheusLabels struct {
 	Pod       string `json:"pod"`
 }
 
-// KafkaSettings declares the Kafka clusters.
+// KafkaSettings declares the Kafka clusters and which namespace owns which
+// consumer groups beyond the entries' group patterns.
 type KafkaSettings struct {
 	Clusters []KafkaCluster `json:"clusters"`
+	// GroupOwners gives consumer groups to namespaces explicitly, in
+	// addition to each entry's GroupPattern. Empty: ownership follows the
+	// patterns alone.
+	GroupOwners []KafkaGroupOwner `json:"groupOwners,omitempty"`
+}
+
+// KafkaGroupOwner gives the consumer groups matching Groups (globs) to
+// Namespace, on every cluster.
+type KafkaGroupOwner struct {
+	Namespace string   `json:"namespace"`
+	Groups    []string `json:"groups"`
 }
 
 // KafkaCluster is one Kafka cluster the adapter keeps a long-lived client for.
@@ -160,6 +177,19 @@ type Metric struct {
 	// (the default) means only the caller's own namespace.
 	ExternalNamespaces []string `json:"externalNamespaces,omitempty"`
 
+	// Namespaced says whether the entry's data belongs to namespaces. Nil
+	// (the default) and true: every request reads only its own namespace's
+	// data. False is an admin decision that the entry reads data no
+	// namespace owns (a shared queue, a cluster-wide total): it is served
+	// on the external API only, its queries carry no namespace matcher,
+	// and only the namespaces in CallerNamespaces may read it.
+	Namespaced *bool `json:"namespaced,omitempty"`
+	// CallerNamespaces lists the namespaces that may read a namespaced:
+	// false entry; "*" means every namespace. Required with namespaced:
+	// false and not allowed otherwise. Other callers get the answer of a
+	// metric that is not in the catalog.
+	CallerNamespaces []string `json:"callerNamespaces,omitempty"`
+
 	// tmpl is Query parsed once by Parse/Default; patterns are the anchored
 	// Parameters[i].Pattern. Both nil for a Metric built by hand, which
 	// RenderQuery then compiles on each call.
@@ -205,10 +235,15 @@ type KafkaMetric struct {
 	// OffsetReset is how a partition without a committed offset counts:
 	// "latest" (0, the default) or "earliest" (end - log start).
 	OffsetReset string `json:"offsetReset,omitempty"`
-	// GroupPattern restricts which consumer groups a namespace may read:
-	// a glob where {namespace} is the caller's namespace. Default "*"
-	// (any group).
+	// GroupPattern says which consumer groups a namespace owns: a glob
+	// where {namespace} is the caller's namespace. Default "{namespace}.*".
+	// A namespace also owns the groups Kafka.GroupOwners gives it.
 	GroupPattern string `json:"groupPattern,omitempty"`
+	// AllowedTopics are globs (may use {namespace}) of topics a selector
+	// may name although the group has no committed offsets for them, e.g.
+	// for a group scaled to zero before its first commit. Empty (the
+	// default): only topics the group has committed offsets for.
+	AllowedTopics []string `json:"allowedTopics,omitempty"`
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.
 	StallWindow Duration `json:"stallWindow,omitempty"`

@@ -170,6 +170,7 @@ func (m *Metric) validate(p *problems, labels PrometheusLabels, labelsOK bool) {
 	if len(m.ExternalNamespaces) > 0 && !m.Serves(APIExternal) {
 		p.add("externalNamespaces", "only used by the external API; add external to apis or remove externalNamespaces")
 	}
+	m.validateNamespaced(p)
 	switch m.Source {
 	case "":
 		p.add("source", "missing; set prometheus or kafka")
@@ -179,6 +180,32 @@ func (m *Metric) validate(p *problems, labels PrometheusLabels, labelsOK bool) {
 		m.validateKafka(p)
 	default:
 		p.add("source", "unknown source %q; use prometheus or kafka", m.Source)
+	}
+}
+
+// validateNamespaced checks the fields of a namespaced: false entry.
+func (m *Metric) validateNamespaced(p *problems) {
+	if m.IsNamespaced() {
+		if len(m.CallerNamespaces) > 0 {
+			p.add("callerNamespaces", "only used with namespaced: false; remove it (a namespaced entry is readable by every namespace, for its own data)")
+		}
+		return
+	}
+	for i, a := range m.APIs {
+		if a != APIExternal {
+			p.add(fmt.Sprintf("apis[%d]", i), "a namespaced: false entry is served on the external API only; set apis: [external]")
+		}
+	}
+	if len(m.ExternalNamespaces) > 0 {
+		p.add("externalNamespaces", "not used by a namespaced: false entry, which reads no namespace's data; remove it")
+	}
+	if len(m.CallerNamespaces) == 0 {
+		p.add("namespaced", "false needs callerNamespaces: the entry reads data no namespace owns, so list the namespaces that may read it, or [\"*\"] for every namespace")
+	}
+	for i, ns := range m.CallerNamespaces {
+		if ns != AllNamespaces && len(validation.IsDNS1123Label(ns)) > 0 {
+			p.add(fmt.Sprintf("callerNamespaces[%d]", i), "%q is not a namespace name; use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit, or \"*\" for every namespace", ns)
+		}
 	}
 }
 

@@ -45,7 +45,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	if info.GroupResource != podsResource {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %q: only pods can be selected by label; name the %s object instead", info.Metric, info.GroupResource))
 	}
-	cat, m, err := p.lookup(info.Metric, config.APIPods)
+	cat, m, err := p.lookup(info.Metric, config.APIPods, namespace)
 	if err != nil {
 		return nil, err
 	}
@@ -86,7 +86,7 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 		api = config.APIPods
 	}
 	defer func(start time.Time) { p.observe(api, info.Metric, start, err) }(time.Now())
-	cat, m, err := p.lookup(info.Metric, api)
+	cat, m, err := p.lookup(info.Metric, api, name.Namespace)
 	if err != nil {
 		return nil, err
 	}

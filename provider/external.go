@@ -35,7 +35,7 @@ const namespaceKey = "namespace"
 // only consumer groups the entry's group pattern allows for it.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
 	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
-	cat, m, err := p.lookup(info.Metric, config.APIExternal)
+	cat, m, err := p.lookup(info.Metric, config.APIExternal, namespace)
 	if err != nil {
 		return nil, err
 	}

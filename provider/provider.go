@@ -73,22 +73,20 @@ func New(opts Options) *Provider {
 	return &Provider{Options: opts}
 }
 
-// lookup returns the catalog entry name served on api, or a NotFound error.
-func (p *Provider) lookup(name string, api config.API) (*config.Catalog, *config.Metric, error) {
+// lookup returns the catalog entry name served on api to a request made in
+// namespace caller, or a NotFound error. An entry the caller may not read
+// (a namespaced: false entry that does not list it) answers exactly like a
+// metric that is not in the catalog.
+func (p *Provider) lookup(name string, api config.API, caller string) (*config.Catalog, *config.Metric, error) {
 	cat := p.Catalog()
-	for i := range cat.Metrics {
-		m := &cat.Metrics[i]
-		if m.Name != name {
-			continue
-		}
-		for _, a := range m.APIs {
-			if a == api {
-				return cat, m, nil
-			}
-		}
+	m := cat.Lookup(name)
+	if m == nil || !m.AllowsCaller(caller) {
+		return nil, nil, notFound(fmt.Sprintf("metric %q is not in the catalog", name))
+	}
+	if !m.Serves(api) {
 		return nil, nil, notFound(fmt.Sprintf("metric %q is not served on the %s API (it is served on %v); add %q to its apis in the catalog", name, api, m.APIs, api))
 	}
-	return nil, nil, notFound(fmt.Sprintf("metric %q is not in the catalog", name))
+	return cat, m, nil
 }
 
 // fetch returns a cache Fetch that calls a source and records the call.

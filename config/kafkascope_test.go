@@ -178,3 +178,36 @@ func TestAllowedTopicsFor(t *testing.T) {
 		t.Errorf("no allowedTopics: %q, want nil", got)
 	}
 }
+
+// The catalog manifests/base ships is owned-only: every kafka entry reads
+// only a namespace's own groups, and the scale-to-zero entry may name the
+// namespace's own topics for a group that never committed.
+func TestShippedCatalogIsOwnedOnly(t *testing.T) {
+	c, err := Load("../manifests/base/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kafkaEntries := 0
+	for i := range c.Metrics {
+		m := &c.Metrics[i]
+		if m.Source != SourceKafka {
+			continue
+		}
+		kafkaEntries++
+		if !m.IsNamespaced() || m.Kafka.GroupPattern != "{namespace}.*" {
+			t.Errorf("%s: namespaced %v, groupPattern %q; want a namespaced entry with {namespace}.*", m.Name, m.IsNamespaced(), m.Kafka.GroupPattern)
+		}
+		if !c.MayReadGroup(m, "demo", "demo.audit") || c.MayReadGroup(m, "demo", "audit") || c.MayReadGroup(m, "team", "team-a.audit") {
+			t.Errorf("%s: group ownership is not the namespace's own groups", m.Name)
+		}
+	}
+	if kafkaEntries != 6 {
+		t.Errorf("%d kafka entries, want the 5 presets and kafka_consumer_lag_earliest", kafkaEntries)
+	}
+	if got := c.Lookup("kafka_consumer_lag_earliest").Kafka.AllowedTopicsFor("demo"); !slices.Equal(got, []string{"demo.*"}) {
+		t.Errorf("kafka_consumer_lag_earliest allows topics %q for demo, want [demo.*]", got)
+	}
+	if got := c.Lookup("kafka_consumer_lag").Kafka.AllowedTopicsFor("demo"); got != nil {
+		t.Errorf("kafka_consumer_lag allows topics %q, want none beyond the group's", got)
+	}
+}

@@ -16,8 +16,12 @@ const (
 	DefaultKafkaIdleTimeout    = 5 * time.Minute
 
 	DefaultKafkaOffsetReset  = OffsetResetLatest
-	DefaultKafkaGroupPattern = "*"
+	DefaultKafkaGroupPattern = "{namespace}.*"
 	DefaultKafkaStallWindow  = 5 * time.Minute
+
+	// DefaultKafkaSharedGroupPattern is the groupPattern of a namespaced:
+	// false entry: any group, for the namespaces in callerNamespaces.
+	DefaultKafkaSharedGroupPattern = "*"
 )
 
 // KafkaMetric.OffsetReset values.
@@ -54,7 +58,11 @@ func (m *Metric) setDefaults() {
 		return
 	}
 	setString(&m.Kafka.OffsetReset, DefaultKafkaOffsetReset)
-	setString(&m.Kafka.GroupPattern, DefaultKafkaGroupPattern)
+	if m.IsNamespaced() {
+		setString(&m.Kafka.GroupPattern, DefaultKafkaGroupPattern)
+	} else {
+		setString(&m.Kafka.GroupPattern, DefaultKafkaSharedGroupPattern)
+	}
 	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
 }
 

@@ -69,10 +69,30 @@ var invalidFixtures = []struct {
 			`line 9: metrics[1].selectorLabels: not used by a kafka entry; remove it (kafka entries take the selector keys group, topic and cluster)`,
 			`line 11: metrics[1].kafka.signal: unknown signal "offset"; use one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions`,
 			`line 12: metrics[1].kafka.offsetReset: unknown value "smallest"; use latest or earliest`,
-			`line 13: metrics[1].kafka.groupPattern: "[{namespace}" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. {namespace}-*`,
+			`line 13: metrics[1].kafka.groupPattern: "[{namespace}" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. "{namespace}.*"`,
 			`line 14: metrics[1].kafka.stallWindow: must be positive, got -1m0s; remove the key to use the default`,
 			`line 19: metrics[2].kafka.signal: missing; set one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions`,
 			`line 25: metrics[3].kafka: set on a prometheus entry; remove it, or set source: kafka`,
+		},
+	},
+	{
+		file: "invalid-kafka-scope.yaml",
+		want: []string{
+			`line 3: kafka.groupOwners[0].namespace: "Team_A" is not a namespace name; use up to 63 lowercase letters, digits and '-', starting and ending with a letter or digit`,
+			`line 4: kafka.groupOwners[0].groups[1]: "[legacy" is not a valid glob: syntax error in pattern; use *, ? and [...], e.g. "legacy-*"`,
+			`line 4: kafka.groupOwners[0].groups[2]: "{namespace}.jobs" uses {namespace}, which groupOwners does not replace; write the groups of namespace "Team_A" as they are named, or use the entries' groupPattern`,
+			`line 4: kafka.groupOwners[0].groups[3]: empty; write a consumer group name or glob`,
+			`line 5: kafka.groupOwners[1].namespace: missing; name the namespace that owns the groups, e.g. namespace: demo`,
+			`line 5: kafka.groupOwners[1].groups: missing; list the consumer groups (names or globs) the namespace owns, e.g. groups: [billing, "legacy-*"]`,
+			`line 12: metrics[0].kafka.groupPattern: "{namespace}-*" lets namespace "team" read the groups of namespace "team-a" ("team-a-billing" matches both); follow {namespace} with a character namespace names cannot contain, e.g. "{namespace}.*", or list the groups under kafka.groupOwners`,
+			`line 18: metrics[1].kafka.groupPattern: "shared-*" does not contain {namespace}, so every namespace would own the same groups; write a pattern with {namespace}, e.g. "{namespace}.*", list the groups under kafka.groupOwners, or set namespaced: false with callerNamespaces`,
+			`line 24: metrics[2].kafka.groupPattern: "{namespace}.{namespace}" contains {namespace} 2 times; use it once, e.g. "{namespace}.*"`,
+			`line 30: metrics[3].kafka.groupPattern: "*{namespace}.*" has a wildcard before {namespace}, so it lets namespace "a" read the groups of namespace "team-a" ("team-a.billing" matches both); write only literal text before {namespace}, e.g. "{namespace}.*"`,
+			`line 36: metrics[4].kafka.groupPattern: "kafka-{namespace}*" lets namespace "team" read the groups of namespace "team-a" ("kafka-team-a-billing" matches both); follow {namespace} with a character namespace names cannot contain, e.g. "kafka-{namespace}.*", or list the groups under kafka.groupOwners`,
+			`line 42: metrics[5].kafka.allowedTopics[2]: "{namespace}-events" follows {namespace} with "-", which namespace names may contain; follow {namespace} with a character namespace names cannot contain, e.g. "{namespace}.events"`,
+			`line 42: metrics[5].kafka.allowedTopics[3]: "[x" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. "{namespace}.*"`,
+			`line 42: metrics[5].kafka.allowedTopics[4]: empty; write a topic name or glob, e.g. "{namespace}.*"`,
+			`line 51: metrics[6].kafka.allowedTopics[1]: "[bad" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. "{namespace}.*"`,
 		},
 	},
 	{
@@ -245,8 +265,12 @@ func TestParseValidFixtures(t *testing.T) {
 			if want := `sum by () (rate(orders_total{}[2m])) * 3`; err != nil || q != want {
 				t.Errorf("orders_per_second renders %q, %v; want %q", q, err, want)
 			}
-			if k := c.Lookup("orders_lag").Kafka; !reflect.DeepEqual(*k, KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "{namespace}-*", StallWindow: Duration{10 * time.Minute}}) {
+			if k := c.Lookup("orders_lag").Kafka; !reflect.DeepEqual(*k, KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "kafka-{namespace}.*",
+				AllowedTopics: []string{"{namespace}.*", "shared-orders"}, StallWindow: Duration{10 * time.Minute}}) {
 				t.Errorf("orders_lag kafka %+v", k)
+			}
+			if o := c.Kafka.GroupOwners; !reflect.DeepEqual(o, []KafkaGroupOwner{{Namespace: "shop", Groups: []string{"billing", "legacy-*"}}}) {
+				t.Errorf("groupOwners %+v", o)
 			}
 		}},
 		{"valid-no-presets.yaml", func(t *testing.T, c *Catalog) {
@@ -323,7 +347,7 @@ func TestDefault(t *testing.T) {
 	}
 	for _, m := range c.Metrics {
 		if m.Source == SourceKafka {
-			if m.Kafka.OffsetReset != "latest" || m.Kafka.GroupPattern != "*" || m.Kafka.StallWindow.Duration != 5*time.Minute {
+			if m.Kafka.OffsetReset != "latest" || m.Kafka.GroupPattern != "{namespace}.*" || m.Kafka.StallWindow.Duration != 5*time.Minute {
 				t.Errorf("%s kafka defaults %+v", m.Name, m.Kafka)
 			}
 		}

@@ -84,8 +84,9 @@ type KafkaSettings struct {
 	GroupOwners []KafkaGroupOwner `json:"groupOwners,omitempty"`
 }
 
-// KafkaGroupOwner gives the consumer groups matching Groups (globs) to
-// Namespace, on every cluster.
+// KafkaGroupOwner gives the consumer groups matching Groups (globs,
+// path.Match syntax) to Namespace, on every cluster, for every namespaced
+// kafka entry.
 type KafkaGroupOwner struct {
 	Namespace string   `json:"namespace"`
 	Groups    []string `json:"groups"`
@@ -236,13 +237,19 @@ type KafkaMetric struct {
 	// "latest" (0, the default) or "earliest" (end - log start).
 	OffsetReset string `json:"offsetReset,omitempty"`
 	// GroupPattern says which consumer groups a namespace owns: a glob
-	// where {namespace} is the caller's namespace. Default "{namespace}.*".
-	// A namespace also owns the groups Kafka.GroupOwners gives it.
+	// (path.Match syntax) where {namespace} is the caller's namespace.
+	// Default "{namespace}.*". It holds {namespace} once, after literal
+	// text only, followed by the end or a character namespace names cannot
+	// contain, so that no group matches it for two namespaces. A namespace
+	// also owns the groups Kafka.GroupOwners gives it. For a namespaced:
+	// false entry it is any glob, the groups the entry reads; default "*".
+	// See Catalog.MayReadGroup.
 	GroupPattern string `json:"groupPattern,omitempty"`
-	// AllowedTopics are globs (may use {namespace}) of topics a selector
-	// may name although the group has no committed offsets for them, e.g.
-	// for a group scaled to zero before its first commit. Empty (the
-	// default): only topics the group has committed offsets for.
+	// AllowedTopics are globs (may use {namespace}, under the rule of
+	// GroupPattern) of topics a selector may name although the group has
+	// no committed offsets for them, e.g. for a group scaled to zero
+	// before its first commit. Empty (the default): only topics the group
+	// has committed offsets for. See KafkaMetric.AllowedTopicsFor.
 	AllowedTopics []string `json:"allowedTopics,omitempty"`
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.

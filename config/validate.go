@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -63,6 +62,7 @@ func (c *Catalog) validate(line func(string) int) []error {
 		}
 		p.errs = append(p.errs, kp.errs...)
 	}
+	c.Kafka.validateGroupOwners(p)
 	names := map[string]int{}
 	for i := range c.Metrics {
 		m := &c.Metrics[i]
@@ -236,9 +236,7 @@ func (m *Metric) validateKafka(p *problems) {
 	if k.OffsetReset != OffsetResetLatest && k.OffsetReset != OffsetResetEarliest {
 		p.add("kafka.offsetReset", "unknown value %q; use latest or earliest", k.OffsetReset)
 	}
-	if _, err := path.Match(strings.ReplaceAll(k.GroupPattern, "{namespace}", "ns"), ""); err != nil {
-		p.add("kafka.groupPattern", "%q is not a valid glob: %w; use *, ?, [...] and {namespace}, e.g. {namespace}-*", k.GroupPattern, err)
-	}
+	m.validateKafkaScope(p)
 	if k.StallWindow.Duration < 0 {
 		p.add("kafka.stallWindow", "must be positive, got %s; remove the key to use the default", k.StallWindow.Duration)
 	}

@@ -2,8 +2,8 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 	"time"
@@ -32,7 +32,9 @@ const namespaceKey = "namespace"
 // GetExternalMetric answers an External metric. It is always scoped to the
 // request's namespace: Prometheus entries read only that namespace unless
 // the selector names others the entry allow-lists, and Kafka entries read
-// only consumer groups the entry's group pattern allows for it.
+// only consumer groups the namespace owns (config.Catalog.MayReadGroup) and,
+// of those, only topics the group has committed offsets for or the entry
+// allows.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
 	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
 	cat, m, err := p.lookup(info.Metric, config.APIExternal, namespace)
@@ -132,18 +134,20 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 	if err != nil {
 		return nil, apiError(config.SourceKafka, what, err)
 	}
-	if pattern := strings.ReplaceAll(m.Kafka.GroupPattern, "{namespace}", namespace); pattern != "" {
-		if ok, _ := path.Match(pattern, q.Group); !ok {
-			return nil, apierrors.NewForbidden(externalResource, m.Name, fmt.Errorf(
-				"namespace %q may not read consumer group %q: the catalog entry allows groups matching %q", namespace, q.Group, pattern))
-		}
+	// A group the namespace may not read is answered exactly like a group
+	// that does not exist, without asking Kafka.
+	if !cat.MayReadGroup(m, namespace, q.Group) {
+		return nil, kafkaNotFound(m, namespace, kafka.GroupNotFound(q.Cluster, q.Group))
 	}
-	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
+	q.AllowedTopics = m.Kafka.AllowedTopicsFor(namespace)
 	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
 		return p.Kafka.Evaluate(ctx, q)
 	}))
+	if errors.Is(err, kafka.ErrUnknownGroup) || errors.Is(err, kafka.ErrUnknownTopic) {
+		return nil, kafkaNotFound(m, namespace, err)
+	}
 	if err != nil {
-		return nil, apiError(config.SourceKafka, what, err)
+		return nil, apiError(config.SourceKafka, fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster), err)
 	}
 	r := v.(kafka.Result)
 	metricLabels := map[string]string{"cluster": q.Cluster, "group": q.Group}
@@ -156,4 +160,12 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		Timestamp:    metav1.NewTime(r.Time),
 		Value:        quantity(r.Value),
 	}}}, nil
+}
+
+// kafkaNotFound is the 404 of a consumer group or topic that does not
+// exist or that the caller may not read: err's text (kafka.GroupNotFound
+// or the source's unknown-topic error) is the same in both cases, and so
+// is this answer.
+func kafkaNotFound(m *config.Metric, namespace string, err error) error {
+	return notFound(fmt.Sprintf("external metric %q: %v for namespace %q", m.Name, err, namespace))
 }

@@ -127,11 +127,6 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	cat := config.Default()
 	cat.Kafka.Clusters = []config.KafkaCluster{{Name: "main", Brokers: []string{"127.0.0.1:9092"}}}
-	for i := range cat.Metrics {
-		if cat.Metrics[i].Kafka != nil {
-			cat.Metrics[i].Kafka.GroupPattern = "{namespace}-*"
-		}
-	}
 	pods := []string{"pod"}
 	prom := &fakePrometheus{answers: map[string][]prometheus.Sample{
 		mustQuery(t, cat, "http_requests_per_second", prometheus.Scope{Namespaces: []string{"team-a"}, GroupBy: pods}, ""): {
@@ -200,8 +195,8 @@ func TestServingCustomAndExternalAPIs(t *testing.T) {
 			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("code=200"),
 			200, []string{`"metricName":"http_requests_per_second"`, `"value":"42"`}},
 		{"external kafka metric",
-			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-a-billing,topic=orders"),
-			200, []string{`"group":"team-a-billing"`, `"topic":"orders"`, `"value":"1500"`}},
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-a.billing,topic=team-a.orders"),
+			200, []string{`"group":"team-a.billing"`, `"topic":"team-a.orders"`, `"value":"1500"`}},
 
 		{"unknown metric is 404",
 			"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/no_such_metric", 404,
@@ -225,14 +220,14 @@ func TestServingCustomAndExternalAPIs(t *testing.T) {
 			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("code in (200"), 400,
 			nil},
 		{"kafka selector without group is 400",
-			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("topic=orders"), 400,
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("topic=team-a.orders"), 400,
 			[]string{"group"}},
 		{"external read of another namespace is 403",
 			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=" + sel("namespace=team-b"), 403,
 			[]string{`may not read namespace \"team-b\"`}},
-		{"kafka group outside the namespace pattern is 403",
-			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-b-billing"), 403,
-			[]string{`may not read consumer group \"team-b-billing\"`, `team-a-*`}},
+		{"kafka group of another namespace is 404",
+			"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=" + sel("group=team-b.billing"), 404,
+			[]string{`consumer group \"team-b.billing\" on cluster \"main\": not found for namespace \"team-a\"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -261,7 +256,7 @@ func TestServingSourceOutageIs503(t *testing.T) {
 	f.kafka.err = errors.New("dial tcp 127.0.0.1:9092: connect: connection refused")
 	for _, path := range []string{
 		"/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second",
-		"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=group%3Dteam-a-billing",
+		"/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=group%3Dteam-a.billing",
 	} {
 		code, body := get(t, f.srv, path)
 		if code != http.StatusServiceUnavailable {

@@ -29,6 +29,9 @@ func printCatalog(w io.Writer, cat *config.Catalog) error {
 		if m.Source == config.SourceKafka {
 			k := m.Kafka
 			fmt.Fprintf(w, "  signal %s, offsetReset %s, groupPattern %q, stallWindow %s\n", k.Signal, k.OffsetReset, k.GroupPattern, k.StallWindow.Duration)
+			if len(k.AllowedTopics) > 0 {
+				fmt.Fprintf(w, "  allowedTopics %q\n", k.AllowedTopics)
+			}
 			fmt.Fprintf(w, "  selector keys: group (required), topic, cluster\n")
 			continue
 		}

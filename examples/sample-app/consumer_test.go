@@ -38,7 +38,7 @@ func committed(ctx context.Context, client *kafka.Client, group, topic string, p
 
 func TestConsumerCommitsEverythingAtABoundedRate(t *testing.T) {
 	const (
-		topic, group = "orders", "billing"
+		topic, group = "demo.orders", "demo.billing"
 		partitions   = 3
 		messages     = 100
 		rate         = 200.0 // messages/s: 100 messages take at least 99/200 s
@@ -167,7 +167,7 @@ func TestPacerSpacesCalls(t *testing.T) {
 }
 
 func TestConsumerCommitsOnShutdown(t *testing.T) {
-	const topic, group, messages = "orders", "audit", 20
+	const topic, group, messages = "demo.orders", "demo.audit", 20
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
 	if err != nil {
 		t.Fatal(err)

@@ -30,10 +30,10 @@ func TestParseFlagsLoadAndProduce(t *testing.T) {
 		{"load without in-flight room", []string{"--mode=load", "--target-url=http://a", "--max-in-flight=0"}, "--max-in-flight must be at least 1, got 0"},
 		{"load with every error", []string{"--mode=load", "--rps=-1", "--request-timeout=0s", "--duration=-1s"},
 			"load mode needs --target-url\n--rps must be positive, got -1\n--request-timeout must be positive, got 0s\n--reconnect-interval and --duration must not be negative"},
-		{"produce", []string{"--mode=produce", "--brokers=kafka.kafka.svc:9092", "--topic=orders", "--messages=3000"}, ""},
+		{"produce", []string{"--mode=produce", "--brokers=kafka.kafka.svc:9092", "--topic=demo.orders", "--messages=3000"}, ""},
 		{"produce without topic", []string{"--mode=produce", "--brokers=kafka.kafka.svc:9092"}, "produce mode needs --brokers and --topic"},
-		{"produce nothing", []string{"--mode=produce", "--brokers=a:9092", "--topic=orders", "--messages=0"}, "--messages must be at least 1, got 0"},
-		{"produce without time", []string{"--mode=produce", "--brokers=a:9092", "--topic=orders", "--produce-timeout=0s"}, "--produce-timeout must be positive, got 0s"},
+		{"produce nothing", []string{"--mode=produce", "--brokers=a:9092", "--topic=demo.orders", "--messages=0"}, "--messages must be at least 1, got 0"},
+		{"produce without time", []string{"--mode=produce", "--brokers=a:9092", "--topic=demo.orders", "--produce-timeout=0s"}, "--produce-timeout must be positive, got 0s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parseFlags(tc.args, io.Discard)
@@ -45,12 +45,12 @@ func TestParseFlagsLoadAndProduce(t *testing.T) {
 }
 
 func TestParseFlagsFillsTheModeConfigs(t *testing.T) {
-	c, err := parseFlags([]string{"--mode=produce", "--brokers=a:9092,b:9092", "--topic=orders", "--messages=7"}, io.Discard)
+	c, err := parseFlags([]string{"--mode=produce", "--brokers=a:9092,b:9092", "--topic=demo.orders", "--messages=7"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.produce; len(got.Brokers) != 2 || got.Brokers[1] != "b:9092" || got.Topic != "orders" || got.Messages != 7 {
-		t.Errorf("produce config = %+v, want brokers [a:9092 b:9092], topic orders, 7 messages", got)
+	if got := c.produce; len(got.Brokers) != 2 || got.Brokers[1] != "b:9092" || got.Topic != "demo.orders" || got.Messages != 7 {
+		t.Errorf("produce config = %+v, want brokers [a:9092 b:9092], topic demo.orders, 7 messages", got)
 	}
 	c, err = parseFlags([]string{"--mode=load", "--target-url=http://svc.ns.svc/", "--goroutines=3", "--hold=2s"}, io.Discard)
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 func TestProduceSpreadsTheBurstOverEveryPartition(t *testing.T) {
 	const (
-		topic      = "orders"
+		topic      = "demo.orders"
 		partitions = 12
 		messages   = 1000
 	)
@@ -68,7 +68,7 @@ func TestProduceSpreadsTheBurstOverEveryPartition(t *testing.T) {
 }
 
 func TestProduceFailsWithinItsTimeout(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "demo.orders"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -170,10 +170,15 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	if got := lagsOf(r); !equalMaps(got, want) {
 		t.Errorf("lags = %v, want %v (never topic other)", got, want)
 	}
-	// Naming the unrelated topic explicitly applies the reset policy to it.
-	r = evaluate(t, s, Query{Cluster: "main", Group: "g", Topics: []string{"other"}, OffsetReset: OffsetResetEarliest})
-	if r.Value != 100 {
-		t.Errorf("lag on named topic other = %v, want 100", r.Value)
+	// Naming the unrelated topic is answered as if it did not exist, unless
+	// the entry allows it: then the reset policy applies to it.
+	q := Query{Cluster: "main", Group: "g", Topics: []string{"other"}, OffsetReset: OffsetResetEarliest}
+	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrUnknownTopic) {
+		t.Errorf("named topic other, not allowed: error %v, want ErrUnknownTopic", err)
+	}
+	q.AllowedTopics = []string{"oth*"}
+	if r := evaluate(t, s, q); r.Value != 100 {
+		t.Errorf("lag on allowed topic other = %v, want 100", r.Value)
 	}
 }
 

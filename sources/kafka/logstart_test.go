@@ -162,7 +162,7 @@ func TestLogStartReadAgainWhenEndIsBelowIt(t *testing.T) {
 	b.commit("g", map[string]map[int32]int64{"anchor": {0: 0}}) // the group exists, no offset on jobs
 	fc := testingclock.NewFakeClock(t0)
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc}) // TTL 200ms, never reached on fc
-	q := Query{Cluster: "main", Group: "g", Topics: []string{"jobs"}, OffsetReset: OffsetResetEarliest}
+	q := Query{Cluster: "main", Group: "g", Topics: []string{"jobs"}, AllowedTopics: []string{"jobs"}, OffsetReset: OffsetResetEarliest}
 	if r := evaluate(t, s, q); r.Value != 2 {
 		t.Fatalf("lag = %v, want 10-8", r.Value)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -109,7 +111,7 @@ func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics
 		}
 		switch {
 		case errors.Is(err, kafkago.GroupIdNotFound):
-			return nil, fmt.Errorf("kafka: %w: group %q does not exist on cluster %q", ErrUnknownGroup, group, c.name)
+			return nil, GroupNotFound(c.name, group)
 		case retriable && attempt == 0:
 			continue
 		default:
@@ -253,7 +255,10 @@ func lessTP(a, b topicPartition) bool {
 // ListOffsets for end offsets. Log-start offsets come from the cluster's
 // cache; those it cannot vouch for (logstart.go) are read after the end
 // offsets, one more ListOffsets per leader that has any. Metadata comes
-// from the transport cache.
+// from the transport cache. A topic the query names that the group has no
+// committed offsets for and that q.AllowedTopics does not match fails the
+// read before anything of it is asked for, with the error of a topic that
+// does not exist.
 func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
 	committed, err := c.committedOffsets(ctx, q.Group, m)
 	if err != nil {
@@ -282,10 +287,17 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 			return nil, err
 		}
 		if !exists {
-			return nil, fmt.Errorf("kafka: %w: group %q has no committed offsets and is not known to cluster %q", ErrUnknownGroup, q.Group, c.name)
+			return nil, GroupNotFound(c.name, q.Group)
 		}
 		if !explicit {
-			return nil, fmt.Errorf("kafka: %w: group %q on cluster %q has no committed offsets yet; name the topics with a topic selector to apply the offsetReset policy", ErrNoData, q.Group, c.name)
+			return nil, fmt.Errorf("kafka: %w: consumer group %q on cluster %q has no committed offsets yet; "+
+				"to apply the offsetReset policy, name with a topic selector a topic the catalog entry's allowedTopics allow", ErrNoData, q.Group, c.name)
+		}
+	}
+	// Nothing of a topic is read unless the group may be asked about it.
+	for _, t := range q.Topics {
+		if _, committed := slices.BinarySearch(groupTopics, t); !committed && !allowedTopic(q.AllowedTopics, t) {
+			return nil, topicNotFound(c.name, q.Group, t)
 		}
 	}
 
@@ -301,7 +313,7 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 			terr := kafkago.Error(t.ErrorCode)
 			if errors.Is(terr, kafkago.UnknownTopicOrPartition) {
 				if explicit {
-					return nil, fmt.Errorf("kafka: %w: topic %q does not exist on cluster %q", ErrUnknownTopic, t.Name, c.name)
+					return nil, topicNotFound(c.name, q.Group, t.Name)
 				}
 				// Offsets left behind by a deleted topic are not lag.
 				klog.V(2).InfoS("Skipping a committed topic that no longer exists", "cluster", c.name, "group", q.Group, "topic", t.Name)
@@ -354,6 +366,16 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		return lessTP(topicPartition{parts[i].Topic, parts[i].Partition}, topicPartition{parts[j].Topic, parts[j].Partition})
 	})
 	return parts, nil
+}
+
+// allowedTopic reports whether topic matches one of the globs.
+func allowedTopic(globs []string, topic string) bool {
+	for _, g := range globs {
+		if ok, err := path.Match(g, topic); ok && err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // partitionLag is the messages a consumer still has to read. Messages that

@@ -22,16 +22,43 @@ var (
 	ErrInvalidSelector = errors.New("invalid metric selector")
 	// ErrUnknownGroup means the consumer group does not exist on the
 	// cluster: it has no committed offsets and the coordinator does not know
-	// it. The provider answers 404.
+	// it. Errors wrapping it read as GroupNotFound. The provider answers 404.
 	ErrUnknownGroup = errors.New("unknown consumer group")
 	// ErrNoData means the question is valid but has no answer yet, e.g.
 	// time_to_drain_seconds before two samples exist, or a record without a
 	// timestamp for lag_seconds. The provider answers 404.
 	ErrNoData = errors.New("no data")
-	// ErrUnknownTopic means a topic named by the selector does not exist.
-	// It wraps ErrNoData.
+	// ErrUnknownTopic means a topic named by the selector does not exist,
+	// or is neither one the group has committed offsets for nor one of
+	// Query.AllowedTopics: both read alike (see topicNotFound). It wraps
+	// ErrNoData.
 	ErrUnknownTopic = fmt.Errorf("unknown topic: %w", ErrNoData)
 )
+
+// notFoundError is a not-found answer whose text is the whole message, so
+// that answers that must not be told apart are equal strings.
+type notFoundError struct {
+	msg  string
+	kind error
+}
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return e.kind }
+
+// GroupNotFound is the error of a consumer group that does not exist on
+// cluster; it wraps ErrUnknownGroup. The provider answers a group the
+// caller's namespace may not read with this same error, so an answer never
+// tells another namespace's group from one that does not exist.
+func GroupNotFound(cluster, group string) error {
+	return &notFoundError{fmt.Sprintf("consumer group %q on cluster %q: not found", group, cluster), ErrUnknownGroup}
+}
+
+// topicNotFound is the error of a topic the selector names that does not
+// exist, or that the group may not be asked about: whether such a topic
+// exists is none of the caller's business. It wraps ErrUnknownTopic.
+func topicNotFound(cluster, group, topic string) error {
+	return &notFoundError{fmt.Sprintf("topic %q of group %q on cluster %q: not found", topic, group, cluster), ErrUnknownTopic}
+}
 
 // Defaults applied when the catalog leaves a setting zero.
 const (
@@ -59,7 +86,14 @@ type Query struct {
 	Group string
 	// Topics restricts the evaluation to these topics, sorted. Empty means
 	// every topic the group has committed offsets for, never other topics.
+	// A topic the group has no committed offsets for must match
+	// AllowedTopics, or it is answered like a topic that does not exist.
 	Topics []string
+	// AllowedTopics are globs (path.Match syntax) of the topics Topics may
+	// name although the group has no committed offsets for them: the
+	// catalog entry's allowedTopics for the caller's namespace
+	// (config.KafkaMetric.AllowedTopicsFor). Nil allows none.
+	AllowedTopics []string
 	// Signal is what Evaluate computes. Empty means lag.
 	Signal config.KafkaSignal
 	// OffsetReset is "latest" or "earliest"; it decides how a partition
@@ -71,10 +105,14 @@ type Query struct {
 }
 
 // Key is the canonical form of q, usable as a cache key: equal queries
-// (topics in any order) have equal keys.
+// (topics and allowed topics in any order) have equal keys. Queries that
+// allow different topics have different keys, since one may be answered
+// where the other is not.
 func (q Query) Key() string {
 	topics := append([]string(nil), q.Topics...)
 	sort.Strings(topics)
+	allowed := append([]string(nil), q.AllowedTopics...)
+	sort.Strings(allowed)
 	signal := q.Signal
 	if signal == "" {
 		signal = config.KafkaLag
@@ -85,6 +123,12 @@ func (q Query) Key() string {
 		b.WriteByte(0)
 	}
 	b.WriteString(strings.Join(topics, "\x00"))
+	b.WriteByte(0)
+	b.WriteString(strconv.Itoa(len(allowed)))
+	for _, a := range allowed {
+		b.WriteByte(0)
+		b.WriteString(a)
+	}
 	return b.String()
 }
 

@@ -90,10 +90,18 @@ func TestQueryKeyIsCanonical(t *testing.T) {
 		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLagMax},
 		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, OffsetReset: "earliest"},
 		{Cluster: "c2", Group: "g", Topics: []string{"a", "b"}},
+		// A query that allows a topic may be answered where a with none is not.
+		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, AllowedTopics: []string{"team-a.*"}},
+		{Cluster: "c", Group: "g", Topics: []string{"a", "b", "team-a.*"}},
 	} {
 		if other.Key() == a.Key() {
 			t.Errorf("%+v has the same key as %+v", other, a)
 		}
+	}
+	x := Query{Cluster: "c", Group: "g", AllowedTopics: []string{"y.*", "x.*"}}
+	y := Query{Cluster: "c", Group: "g", AllowedTopics: []string{"x.*", "y.*"}}
+	if x.Key() != y.Key() {
+		t.Errorf("allowed topics in another order give another key: %q, %q", x.Key(), y.Key())
 	}
 	if a.Topics[0] != "b" {
 		t.Error("Key reordered the query's own topics")

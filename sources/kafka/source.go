@@ -3,7 +3,10 @@
 // lag that is retention-aware and batched per leader broker, lag in
 // seconds, time to drain and stalled partitions. It answers Query values
 // that the provider builds from an HPA's metric selector
-// (QueryFromSelector); caching and namespace policy are the provider's.
+// (QueryFromSelector). A query reads only topics its group has committed
+// offsets for or that Query.AllowedTopics allows; any other topic is
+// answered like one that does not exist, without reading it. Caching and
+// which groups a namespace may read are the provider's.
 //
 // Cost of one evaluation, warm: one OffsetFetch to the cached group
 // coordinator and one ListOffsets (end offsets) per leader broker;
@@ -141,8 +144,11 @@ func (s *Source) Close() error {
 //   - stalled_partitions: partitions with lag whose committed offset has
 //     not moved for q.StallWindow.
 //
-// Errors: ErrUnknownGroup, ErrNoData, ErrInvalidSelector (unknown
-// cluster), or a broker/transport error naming the cluster. A per-partition
+// Errors: ErrUnknownGroup (GroupNotFound), ErrUnknownTopic (a named topic
+// that does not exist, or that the group has no committed offsets for and
+// q.AllowedTopics does not allow: the same text), ErrNoData,
+// ErrInvalidSelector (unknown cluster), or a broker/transport error naming
+// the cluster. A per-partition
 // broker error fails the whole evaluation; no value is computed from a
 // partial read.
 func (s *Source) Evaluate(ctx context.Context, q Query) (Result, error) {

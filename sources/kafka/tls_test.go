@@ -98,7 +98,9 @@ func writeKeyPair(t *testing.T, dir, name string, c tls.Certificate) (certFile, 
 
 // TestTLS reads lag from brokers that require TLS with client
 // certificates: the right CA and certificate give the exact lag; a wrong
-// CA or a missing client certificate fail with the cause.
+// CA, a serverName the certificate does not name or a missing client
+// certificate fail with the cause; insecureSkipVerify skips verifying the
+// brokers' certificate.
 func TestTLS(t *testing.T) {
 	ca := newTestCA(t, "kafka-test-ca")
 	clients := x509.NewCertPool()
@@ -141,10 +143,22 @@ func TestTLS(t *testing.T) {
 		return c
 	}
 
-	s := newSource(t, []config.KafkaCluster{cluster(&config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile})}, Options{})
-	r, err := s.Evaluate(context.Background(), q)
-	if err != nil || r.Value != 4 {
-		t.Fatalf("lag over TLS = %v, %v; want 4 (5-1 on partition 0, 0 on 1 and 2)", r.Value, err)
+	for _, tc := range []struct {
+		name string
+		tls  *config.KafkaTLS
+	}{
+		{"CA and client certificate", &config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile}},
+		{"serverName the brokers' certificate names", &config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "127.0.0.1"}},
+		// Tests only: no verification of the brokers' certificate at all.
+		{"insecureSkipVerify accepts a CA that did not sign it", &config.KafkaTLS{CAFile: otherCAFile, CertFile: certFile, KeyFile: keyFile, InsecureSkipVerify: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSource(t, []config.KafkaCluster{cluster(tc.tls)}, Options{})
+			r, err := s.Evaluate(context.Background(), q)
+			if err != nil || r.Value != 4 {
+				t.Fatalf("lag over TLS = %v, %v; want 4 (5-1 on partition 0, 0 on 1 and 2)", r.Value, err)
+			}
+		})
 	}
 
 	for _, tc := range []struct {
@@ -154,6 +168,7 @@ func TestTLS(t *testing.T) {
 	}{
 		{"CA that did not sign the brokers' certificates", &config.KafkaTLS{CAFile: otherCAFile, CertFile: certFile, KeyFile: keyFile}, "certificate"},
 		{"no client certificate", &config.KafkaTLS{CAFile: caFile}, "certificate required"},
+		{"serverName the brokers' certificate does not name", &config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile, ServerName: "kafka.example.com"}, "kafka.example.com"},
 		{"plaintext against TLS brokers", nil, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

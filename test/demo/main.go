@@ -211,7 +211,7 @@ func writeTimeline(t *Timeline, path string, short bool) error {
 // pokeHint says how to look at the cluster while the demo runs.
 func pokeHint(kubeconfig, namespace string) string {
 	external := fmt.Sprintf("/apis/external.metrics.k8s.io/v1beta1/namespaces/%s/kafka_consumer_lag?labelSelector=%s",
-		namespace, url.QueryEscape("group=billing,topic=orders"))
+		namespace, url.QueryEscape("group=demo.billing,topic="+demoTopic))
 	return fmt.Sprintf("poke it meanwhile:\n  export KUBECONFIG=%s\n  kubectl get hpa -n %s\n  kubectl get --raw '%s'",
 		kubeconfig, namespace, external)
 }

@@ -125,7 +125,7 @@ type Story struct {
 // Example HPAs and workloads (manifests/examples) the story drives.
 const (
 	demoNamespace = "demo"
-	demoTopic     = "orders"
+	demoTopic     = "demo.orders"
 
 	qpsHPA, qpsApp               = "sample-app-qps", "sample-app"
 	latencyHPA, latencyApp       = "sample-app-latency-p99", "sample-app-latency"
@@ -215,7 +215,7 @@ func NewStory(short bool) Story {
 		Goals:   []Goal{AtMost(goroutinesHPA, 1)},
 		Hold:    15 * time.Second, Timeout: 3 * time.Minute,
 	}, {
-		Title: "Kafka burst: 6000 messages to orders",
+		Title: "Kafka burst: 6000 messages to " + demoTopic,
 		Expect: "billing-consumer scales 1→6 (lag 6000 ÷ 1000 per replica), audit-consumer wakes from 0, " +
 			"shipping-consumer follows its lag in seconds",
 		Actions: []Action{{Topic: demoTopic, Burst: 6000}},

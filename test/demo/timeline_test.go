@@ -66,7 +66,7 @@ func syntheticRun(tl *Timeline) {
 		case 40:
 			tl.Mark(at, "Latency spike: 600 req/s <on 2 pods>")
 		case 85:
-			tl.Mark(at, "Kafka burst: 6000 messages to orders")
+			tl.Mark(at, "Kafka burst: 6000 messages to demo.orders")
 		}
 	}
 }

@@ -33,7 +33,7 @@ import (
 // behaviours of seconds): names and the numbers the scenarios rely on.
 const (
 	demoNamespace = "demo"
-	topic         = "orders"
+	topic         = "demo.orders"
 
 	qpsHPA, qpsApp               = "sample-app-qps", "sample-app"                   // Pods, 50 req/s per pod, 2..20
 	latencyHPA, latencyApp       = "sample-app-latency-p99", "sample-app-latency"   // Object, p99 250ms, 2..10
@@ -147,7 +147,7 @@ func goroutinesScenario(ctx context.Context, t *testing.T, e env.Env) {
 	t.Logf("goroutines released: %s", describeHPA(h))
 }
 
-// kafkaScenario: a burst of 6000 messages to orders. billing-consumer
+// kafkaScenario: a burst of 6000 messages to demo.orders. billing-consumer
 // (kafka_consumer_lag, AverageValue 1000) scales out to ~6, drains the
 // backlog at 50 msg/s per replica and scales back in; audit-consumer
 // (minReplicas 0) wakes from zero; kafka_consumer_lag_seconds of shipping
@@ -156,8 +156,8 @@ func kafkaScenario(ctx context.Context, t *testing.T, e env.Env) {
 	c := e.Cluster()
 	// Caught up before the burst: lag and lag seconds are 0, not missing.
 	for _, m := range []string{"kafka_consumer_lag", "kafka_consumer_lag_seconds"} {
-		v := waitExternalValue(ctx, t, c, m, "group=shipping,topic=orders", func(v float64) bool { return v == 0 })
-		t.Logf("before the burst: %s{group=shipping} = %g", m, v)
+		v := waitExternalValue(ctx, t, c, m, "group=demo.shipping,topic="+topic, func(v float64) bool { return v == 0 })
+		t.Logf("before the burst: %s{group=demo.shipping} = %g", m, v)
 	}
 	auditZero := waitHPA(ctx, t, c, auditHPA, "scaled to zero while caught up", scaleTimeout, replicasAtMost(0))
 	t.Logf("caught up: %s", describeHPA(auditZero))
@@ -168,11 +168,11 @@ func kafkaScenario(ctx context.Context, t *testing.T, e env.Env) {
 	}
 	h := waitHPA(ctx, t, c, billingHPA, "scales out to 4+ replicas for a lag of ~6000", scaleTimeout, replicasAtLeast(4))
 	t.Logf("after the burst: %s", describeHPA(h))
-	lagSeconds := waitExternalValue(ctx, t, c, "kafka_consumer_lag_seconds", "group=shipping,topic=orders", func(v float64) bool { return v > 0 })
+	lagSeconds := waitExternalValue(ctx, t, c, "kafka_consumer_lag_seconds", "group=demo.shipping,topic="+topic, func(v float64) bool { return v > 0 })
 	if age := time.Since(burst).Seconds(); lagSeconds > age+5 {
-		t.Errorf("kafka_consumer_lag_seconds{group=shipping} = %g, but the oldest unconsumed record is at most %.0fs old", lagSeconds, age)
+		t.Errorf("kafka_consumer_lag_seconds{group=demo.shipping} = %g, but the oldest unconsumed record is at most %.0fs old", lagSeconds, age)
 	}
-	t.Logf("kafka_consumer_lag_seconds{group=shipping} = %g, %.0fs after the burst", lagSeconds, time.Since(burst).Seconds())
+	t.Logf("kafka_consumer_lag_seconds{group=demo.shipping} = %g, %.0fs after the burst", lagSeconds, time.Since(burst).Seconds())
 	h = waitHPA(ctx, t, c, auditHPA, "wakes from zero", scaleTimeout, replicasAtLeast(1))
 	t.Logf("audit woke: %s", describeHPA(h))
 
@@ -180,7 +180,7 @@ func kafkaScenario(ctx context.Context, t *testing.T, e env.Env) {
 	t.Logf("drained: %s", describeHPA(h))
 	h = waitHPA(ctx, t, c, auditHPA, "back to zero once drained", 2*scaleTimeout, replicasAtMost(0))
 	t.Logf("drained: %s", describeHPA(h))
-	waitExternalValue(ctx, t, c, "kafka_consumer_lag", "group=billing,topic=orders", func(v float64) bool { return v == 0 })
+	waitExternalValue(ctx, t, c, "kafka_consumer_lag", "group=demo.billing,topic="+topic, func(v float64) bool { return v == 0 })
 }
 
 // outageScenario: with Prometheus gone the adapter serves its last values
@@ -287,7 +287,7 @@ func apiSurface(ctx context.Context, t *testing.T, e env.Env, root string) {
 	if _, err := rawGet(ctx, c, customPath("v1beta2", "pods/*/http_requests_per_second", "app.kubernetes.io/name=sample-app")); !apierrors.IsBadRequest(err) {
 		t.Errorf("selector key that is not a Prometheus label: got %v, want 400", err)
 	}
-	if _, err := rawGet(ctx, c, externalPath("kafka_consumer_lag", "group=no-such-group")); !apierrors.IsNotFound(err) {
+	if _, err := rawGet(ctx, c, externalPath("kafka_consumer_lag", "group=demo.no-such-group")); !apierrors.IsNotFound(err) {
 		t.Errorf("unknown consumer group: got %v, want 404", err)
 	}
 
@@ -325,7 +325,7 @@ func securityScenario(ctx context.Context, t *testing.T, e env.Env, root string)
 	}
 	for _, path := range []string{
 		customPath("v1beta2", "pods/*/http_requests_per_second", ""),
-		externalPath("kafka_consumer_lag", "group=billing,topic=orders"),
+		externalPath("kafka_consumer_lag", "group=demo.billing,topic="+topic),
 	} {
 		out, err := kubectlAs(ctx, kubeconfig, "get", "--raw", path)
 		if err == nil || !strings.Contains(err.Error(), "Forbidden") {
@@ -347,6 +347,14 @@ func securityScenario(ctx context.Context, t *testing.T, e env.Env, root string)
 	}
 	// From demo itself the same metric answers.
 	waitExternalValue(ctx, t, c, "http_requests_per_second", "handler=work,window=30s", func(v float64) bool { return v > 0 })
+	// demo's consumer groups are not other's: asked from other, demo.billing
+	// answers exactly like a group of other's that does not exist.
+	_, foreign := rawGet(ctx, c, externalPathIn("other", "kafka_consumer_lag", "group=demo.billing,topic="+topic))
+	_, unknown := rawGet(ctx, c, externalPathIn("other", "kafka_consumer_lag", "group=other.billing,topic="+topic))
+	if !apierrors.IsNotFound(foreign) || !apierrors.IsNotFound(unknown) ||
+		strings.ReplaceAll(foreign.Error(), "demo.billing", "G") != strings.ReplaceAll(unknown.Error(), "other.billing", "G") {
+		t.Errorf("from namespace other: group demo.billing: %v; group other.billing (none such): %v; want the same 404", foreign, unknown)
+	}
 
 	// The manifests as a user applies them pass the real apiserver's
 	// validation and admission.

@@ -14,7 +14,7 @@ import (
 // Prometheus away. The local stack (package stack, through a thin wrapper
 // in the scenarios) provides it with processes on 127.0.0.1; package
 // kindenv with in-cluster workloads on kind. Both serve the catalog of manifests/base, with the
-// Kafka cluster named "main" and topic "orders", and run the workloads of
+// Kafka cluster named "main" and topic "demo.orders", and run the workloads of
 // test/e2e/hpas from the sample-app image.
 type Env interface {
 	// Cluster is the cluster the adapter is registered in.

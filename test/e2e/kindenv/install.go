@@ -57,7 +57,7 @@ func (e *Env) install(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	e.progress("Prometheus, Kafka (topic orders) and the adapter are ready")
+	e.progress("Prometheus, Kafka (topic demo.orders) and the adapter are ready")
 	return nil
 }
 

@@ -137,7 +137,7 @@ var _ env.Env = (*Env)(nil)
 // Start starts (or, with opts.Reuse, reuses) the kind cluster, loads the
 // images, installs Prometheus, Kafka and the adapter, and returns once the
 // three APIServices are Available and answer through the aggregator,
-// Prometheus and Kafka are ready and topic "orders" exists. On error what
+// Prometheus and Kafka are ready and topic "demo.orders" exists. On error what
 // was started is stopped (a created cluster deleted unless opts.Keep,
 // after its logs are exported) and the error names the kept logs.
 func Start(ctx context.Context, opts Options) (*Env, error) {

@@ -147,14 +147,14 @@ func TestApplyDeploymentReplacesTheLoad(t *testing.T) {
 }
 
 func TestProduceJob(t *testing.T) {
-	j := produceJob("orders", 3000)
+	j := produceJob("demo.orders", 3000)
 	if j.Namespace != kafkaNamespace || j.GenerateName != "produce-" || j.Labels[managedByLabel] != managedByValue {
 		t.Errorf("Job %s/%s* labels %v, want kafka/produce-* managed by %s", j.Namespace, j.GenerateName, j.Labels, managedByValue)
 	}
 	if *j.Spec.BackoffLimit != 0 || j.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever {
 		t.Errorf("backoffLimit %d, restartPolicy %s: want no retry, so a burst is never produced twice", *j.Spec.BackoffLimit, j.Spec.Template.Spec.RestartPolicy)
 	}
-	want := []string{"--mode=produce", "--brokers=kafka.kafka.svc:9092", "--topic=orders", "--messages=3000", "--produce-timeout=2m"}
+	want := []string{"--mode=produce", "--brokers=kafka.kafka.svc:9092", "--topic=demo.orders", "--messages=3000", "--produce-timeout=2m"}
 	if args := j.Spec.Template.Spec.Containers[0].Args; !slices.Equal(args, want) {
 		t.Errorf("args = %q, want %q", args, want)
 	}

@@ -56,7 +56,7 @@ type Options struct {
 	// AdapterArgs are appended to the adapter's flags (a repeated flag
 	// overrides the stack's value).
 	AdapterArgs []string
-	// KafkaTopic is the topic seeded in the Kafka cluster. If empty, "orders".
+	// KafkaTopic is the topic seeded in the Kafka cluster. If empty, "demo.orders".
 	KafkaTopic string
 	// KafkaPartitions is its partition count. If zero, 12.
 	KafkaPartitions int32
@@ -72,7 +72,7 @@ func (o *Options) defaults() error {
 		o.Progress = os.Stderr
 	}
 	if o.KafkaTopic == "" {
-		o.KafkaTopic = "orders"
+		o.KafkaTopic = "demo.orders"
 	}
 	if o.KafkaPartitions == 0 {
 		o.KafkaPartitions = 12

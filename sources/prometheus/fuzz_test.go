@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"unicode/utf8"
 
@@ -31,31 +32,71 @@ var operators = []selection.Operator{
 	selection.Exists, selection.DoesNotExist, selection.GreaterThan, selection.LessThan,
 }
 
-// fuzzMetrics are the presets' shapes plus a template with two selectors
-// and one with a subquery, accepting any label as a selector key.
+// fuzzCatalog holds the presets' shapes plus a template with two
+// selectors, one with a subquery and a namespaced: false entry, all
+// accepting any label as a selector key. It is parsed like a catalog file,
+// so the fuzz target builds queries from validated, compiled entries as
+// the adapter serves them.
+var fuzzCatalog = sync.OnceValue(func() *config.Catalog {
+	c, err := config.Parse([]byte(`
+presets: false
+metrics:
+  - name: http_requests_per_second
+    apis: [pods, object, external]
+    source: prometheus
+    query: sum by (<<.GroupBy>>) (rate(http_requests_total{<<.LabelMatchers>>}[<<.Params.window>>]))
+    parameters: [{name: window, default: 2m, pattern: "[1-9][0-9]{0,3}(s|m|h)"}]
+    selectorLabels: ["*"]
+    resources: {services: service, deployments.apps: deployment}
+  - name: http_request_duration_seconds_p99
+    apis: [pods, object, external]
+    source: prometheus
+    query: histogram_quantile(0.99, sum by (<<.GroupByWith "le">>) (rate(http_request_duration_seconds_bucket{<<.LabelMatchers>>}[<<.Params.window>>])))
+    parameters: [{name: window, default: 2m, pattern: "[1-9][0-9]{0,3}(s|m|h)"}]
+    selectorLabels: ["*"]
+  - name: go_goroutines
+    apis: [pods, object, external]
+    source: prometheus
+    query: sum by (<<.GroupBy>>) (go_goroutines{<<.LabelMatchers>>})
+    selectorLabels: ["*"]
+  - name: error_ratio
+    apis: [pods, external]
+    source: prometheus
+    query: sum by (<<.GroupBy>>) (rate(http_requests_total{code=~"5..",<<.LabelMatchers>>}[<<.Params.window>>])) / sum by (<<.GroupBy>>) (rate(http_requests_total{<<.LabelMatchers>>}[<<.Params.window>>]))
+    parameters: [{name: window, default: 2m, pattern: "[1-9][0-9]{0,3}(s|m|h)"}]
+    selectorLabels: ["*"]
+  - name: goroutines_peak
+    apis: [pods, external]
+    source: prometheus
+    query: max_over_time(sum by (<<.GroupBy>>) (go_goroutines{<<.LabelMatchers>>})[5m:1m])
+    selectorLabels: ["*"]
+  - name: shared_queue_depth
+    apis: [external]
+    source: prometheus
+    query: max(queue_depth{<<.LabelMatchers>>}) + sum(queue_workers{<<.LabelMatchers>>})
+    selectorLabels: ["*"]
+    namespaced: false
+    callerNamespaces: ["*"]
+`))
+	if err != nil {
+		panic(err)
+	}
+	return c
+})
+
+// fuzzMetrics are the namespaced entries of fuzzCatalog.
 func fuzzMetrics() []*config.Metric {
-	ratio := qpsMetric()
-	ratio.Name = "error_ratio"
-	ratio.Query = `sum by (<<.GroupBy>>) (rate(http_requests_total{code=~"5..",<<.LabelMatchers>>}[<<.Params.window>>])) / sum by (<<.GroupBy>>) (rate(http_requests_total{<<.LabelMatchers>>}[<<.Params.window>>]))`
-	peak := goroutinesMetric()
-	peak.Name = "goroutines_peak"
-	peak.Query = `max_over_time(sum by (<<.GroupBy>>) (go_goroutines{<<.LabelMatchers>>})[5m:1m])`
 	var out []*config.Metric
-	for _, m := range []*config.Metric{qpsMetric(), p99Metric(), goroutinesMetric(), ratio, peak} {
-		m.SelectorLabels = []string{"*"}
-		out = append(out, m)
+	for i := range fuzzCatalog().Metrics {
+		if m := &fuzzCatalog().Metrics[i]; m.IsNamespaced() {
+			out = append(out, m)
+		}
 	}
 	return out
 }
 
-// fuzzClusterWide is a namespaced: false entry accepting any label, whose
-// selectors all take the selector's matchers.
-func fuzzClusterWide() *config.Metric {
-	m := clusterWideMetric()
-	m.Query = `max(queue_depth{<<.LabelMatchers>>}) + sum(queue_workers{<<.LabelMatchers>>})`
-	m.SelectorLabels = []string{"*"}
-	return m
-}
+// fuzzClusterWide is the namespaced: false entry of fuzzCatalog.
+func fuzzClusterWide() *config.Metric { return fuzzCatalog().Lookup("shared_queue_depth") }
 
 func FuzzBuildQuery(f *testing.F) {
 	for i, v := range nasty {
@@ -85,6 +126,10 @@ func FuzzBuildQuery(f *testing.F) {
 		if window != "" {
 			reqs = append(reqs, requirement{"window", selection.Equals, []string{window}})
 		}
+		// The scope alone, and the values on a key every entry accepts, so
+		// that an invalid key does not hide what the values and the
+		// namespaces become.
+		variants := [][]requirement{nil, {{"handler", o, values}}, reqs}
 		fixed := []Matcher{{"route", MatchEqual, v1}, {"service", MatchNotEqual, v2}}
 		scope := Scope{Namespaces: []string{"team-a", v2}, GroupBy: []string{"pod"}, Fixed: fixed}
 		if !strings.Contains(v2, "\xff") && v2 != "" && len(v2)%2 == 0 {
@@ -105,16 +150,20 @@ func FuzzBuildQuery(f *testing.F) {
 			}
 		}
 		for _, m := range fuzzMetrics() {
-			q, err := buildQuery(m, scope, reqs)
-			check(m, scope, reqs, q, err)
+			for _, rs := range variants {
+				q, err := buildQuery(m, scope, rs)
+				check(m, scope, rs, q, err)
+			}
 			if sel, err := labels.Parse(selector); err == nil {
 				q, err := BuildQuery(m, podScope(), sel)
 				check(m, podScope(), selectorRequirements(sel), q, err)
 			}
 		}
 		m := fuzzClusterWide()
-		q, err := buildQuery(m, clusterWide, reqs)
-		check(m, clusterWide, reqs, q, err)
+		for _, rs := range variants {
+			q, err := buildQuery(m, clusterWide, rs)
+			check(m, clusterWide, rs, q, err)
+		}
 	})
 }
 

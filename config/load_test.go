@@ -111,6 +111,12 @@ var invalidFixtures = []struct {
 		},
 	},
 	{
+		file: "invalid-max-range.yaml",
+		want: []string{
+			`line 2: prometheus.maxRange: must be positive, got -1h0m0s; remove the key to use the default 1h`,
+		},
+	},
+	{
 		file: "invalid-missing.yaml",
 		want: []string{
 			`line 2: metrics[0].name: missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second`,
@@ -163,6 +169,26 @@ var invalidFixtures = []struct {
 		},
 	},
 	{
+		file: "invalid-ranges.yaml",
+		want: []string{
+			`line 2: prometheus.maxRange: 1m30s is shorter than the 2m range the presets http_request_duration_seconds_p50, http_request_duration_seconds_p90, http_request_duration_seconds_p99 use; raise it to at least 2m, replace those presets with entries of the same name, or set presets: false`,
+			`line 11: metrics[1].query: the range [5m] of a{namespace="<namespace>"}[5m] is longer than prometheus.maxRange (1m30s); shorten it, or raise prometheus.maxRange`,
+			`line 15: metrics[2].query: the subquery range [10m] of sum(rate(b{namespace="<namespace>"}[1m]))[10m:30s] is longer than prometheus.maxRange (1m30s); shorten it, or raise prometheus.maxRange`,
+			`line 19: metrics[3].query: rendered with window=2m, the range [2m] of c{namespace="<namespace>"}[2m] is longer than prometheus.maxRange (1m30s); shorten the range or the parameter's default, or raise prometheus.maxRange`,
+		},
+	},
+	{
+		file: "invalid-scope.yaml",
+		want: []string{
+			`line 5: metrics[0].query: the vector selector queue_depth does not carry <<.LabelMatchers>>, so it would read every namespace's data; write queue_depth{<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+			`line 9: metrics[1].query: the vector selector b does not carry <<.LabelMatchers>>, so it would read every namespace's data; write b{<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+			`line 13: metrics[2].query: the vector selector b{job="x"} does not carry <<.LabelMatchers>>, so it would read every namespace's data; write b{job="x",<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+			`line 17: metrics[3].query: the vector selector c does not carry <<.LabelMatchers>>, so it would read every namespace's data; write c{<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+			`line 21: metrics[4].query: the vector selector d does not carry <<.LabelMatchers>>, so it would read every namespace's data; write d{<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+			`line 25: metrics[5].query: the vector selector e{namespace="default"} does not carry <<.LabelMatchers>>, so it would read every namespace's data; write e{namespace="default",<<.LabelMatchers>>}, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)`,
+		},
+	},
+	{
 		file: "invalid-shapes.yaml",
 		want: []string{
 			`line 1: presets: expected true or false, got "no"`,
@@ -178,8 +204,8 @@ var invalidFixtures = []struct {
 			`line 5: metrics[0].query: template does not parse: template: unparsable:1: bad character U+003E '>'; write the query as a Go template with << >> delimiters, e.g. sum by (<<.GroupBy>>) (rate(x_total{<<.LabelMatchers>>}[<<.Params.window>>]))`,
 			`line 9: metrics[1].query: uses .Params.window, which is not declared; declare it under parameters (name, pattern, default) or remove it from the query`,
 			`line 13: metrics[2].query: does not render: template: unknown_field:1:8: executing "unknown_field" at <.Labels>: can't evaluate field Labels in type config.templateData; use only .LabelMatchers, .GroupBy, .GroupByWith "label" and .Params.<name>`,
-			`line 17: metrics[3].query: renders invalid PromQL when .GroupBy is "" and .LabelMatchers is namespace="default": 1:33: parse error: unexpected "," in grouping opts, expected label; the query was: histogram_quantile(0.9, sum by (, le) (rate(x_bucket{namespace="default"}[5m]))); make the template valid with and without grouping and matchers (write by (<<.GroupByWith "le">>), not by (<<.GroupBy>>, le))`,
-			`line 21: metrics[4].query: renders a range vector, not an instant vector: x{namespace="default"}[5m]; wrap range selectors in a function such as rate(...)`,
+			`line 17: metrics[3].query: renders invalid PromQL when .GroupBy is "" and .LabelMatchers is namespace="<namespace>": 1:33: parse error: unexpected "," in grouping opts, expected label; the query was: histogram_quantile(0.9, sum by (, le) (rate(x_bucket{namespace="<namespace>"}[5m]))); make the template valid with and without grouping and matchers (write by (<<.GroupByWith "le">>), not by (<<.GroupBy>>, le))`,
+			`line 21: metrics[4].query: renders a range vector, not an instant vector: x{namespace="<namespace>"}[5m]; wrap range selectors in a function such as rate(...)`,
 		},
 	},
 	{
@@ -253,7 +279,10 @@ func TestParseValidFixtures(t *testing.T) {
 			if l := c.Kafka.Clusters[1]; l.ClientID != DefaultKafkaClientID || l.SASL.PasswordEnv != "LEGACY_KAFKA_PASSWORD" {
 				t.Errorf("cluster legacy %+v", l)
 			}
-			want := append(names(Default()), "orders_per_second", "orders_lag")
+			if c.Prometheus.MaxRange.Duration != 30*time.Minute {
+				t.Errorf("maxRange %s, want 30m", c.Prometheus.MaxRange.Duration)
+			}
+			want := append(names(Default()), "orders_per_second", "shared_queue_depth", "orders_lag")
 			if got := names(c); !slices.Equal(got, want) {
 				t.Errorf("metrics %v, want %v (override in place, new entries appended)", got, want)
 			}
@@ -264,6 +293,9 @@ func TestParseValidFixtures(t *testing.T) {
 			q, err := c.Lookup("orders_per_second").RenderQuery(QueryData{Params: map[string]string{"scale": "3"}})
 			if want := `sum by () (rate(orders_total{}[2m])) * 3`; err != nil || q != want {
 				t.Errorf("orders_per_second renders %q, %v; want %q", q, err, want)
+			}
+			if m := c.Lookup("shared_queue_depth"); m.IsNamespaced() || !m.AllowsCaller("shop") || m.AllowsCaller("team-a") {
+				t.Errorf("shared_queue_depth: namespaced %v, callers %v", m.IsNamespaced(), m.CallerNamespaces)
 			}
 			if k := c.Lookup("orders_lag").Kafka; !reflect.DeepEqual(*k, KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "kafka-{namespace}.*",
 				AllowedTopics: []string{"{namespace}.*", "shared-orders"}, StallWindow: Duration{10 * time.Minute}}) {
@@ -334,13 +366,16 @@ func TestDefault(t *testing.T) {
 	if l := c.Prometheus.Labels; l != (PrometheusLabels{Namespace: "namespace", Pod: "pod"}) {
 		t.Errorf("labels %+v", l)
 	}
+	if d := c.Prometheus.MaxRange.Duration; d != time.Hour {
+		t.Errorf("maxRange %s, want 1h", d)
+	}
 	if len(c.Kafka.Clusters) != 0 {
 		t.Errorf("clusters %v, want none", c.Kafka.Clusters)
 	}
 	// The presets pass the same validation as file entries.
 	for i := range c.Metrics {
 		p := &problems{prefix: c.Metrics[i].Name}
-		c.Metrics[i].validate(p, c.Prometheus.Labels, true)
+		c.Metrics[i].validate(p, c.Prometheus, true)
 		for _, e := range p.errs {
 			t.Errorf("preset invalid: %v", e)
 		}

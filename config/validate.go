@@ -7,7 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/prometheus/common/model"
+	plabels "github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
@@ -50,6 +53,11 @@ func (c *Catalog) validate(line func(string) int) []error {
 			labelsOK = false
 		}
 	}
+	if d := c.Prometheus.MaxRange.Duration; d < 0 {
+		p.add("prometheus.maxRange", "must be positive, got %s; remove the key to use the default %s", d, model.Duration(DefaultPrometheusMaxRange))
+	} else if labelsOK && (c.Presets == nil || *c.Presets) {
+		c.validatePresetRanges(p)
+	}
 	clusters := map[string]int{}
 	for i := range c.Kafka.Clusters {
 		k := &c.Kafka.Clusters[i]
@@ -67,7 +75,7 @@ func (c *Catalog) validate(line func(string) int) []error {
 	for i := range c.Metrics {
 		m := &c.Metrics[i]
 		mp := &problems{prefix: fmt.Sprintf("metrics[%d]", i)}
-		m.validate(mp, c.Prometheus.Labels, labelsOK)
+		m.validate(mp, c.Prometheus, labelsOK)
 		if first, dup := names[m.Name]; dup && m.Name != "" {
 			mp.add("name", "duplicate name %q, first used by metrics[%d]; names must be unique (an entry named like a preset replaces the preset)", m.Name, first)
 		} else {
@@ -142,7 +150,7 @@ func (k *KafkaCluster) validate(p *problems) {
 // validate checks one entry and compiles its template and patterns.
 // Queries are test-rendered only when labelsOK, so that an invalid
 // prometheus.labels is reported once, not once per entry.
-func (m *Metric) validate(p *problems, labels PrometheusLabels, labelsOK bool) {
+func (m *Metric) validate(p *problems, prom PrometheusSettings, labelsOK bool) {
 	switch {
 	case m.Name == "":
 		p.add("name", "missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second")
@@ -175,7 +183,7 @@ func (m *Metric) validate(p *problems, labels PrometheusLabels, labelsOK bool) {
 	case "":
 		p.add("source", "missing; set prometheus or kafka")
 	case SourcePrometheus:
-		m.validatePrometheus(p, labels, labelsOK)
+		m.validatePrometheus(p, prom, labelsOK)
 	case SourceKafka:
 		m.validateKafka(p)
 	default:
@@ -242,7 +250,7 @@ func (m *Metric) validateKafka(p *problems) {
 	}
 }
 
-func (m *Metric) validatePrometheus(p *problems, labels PrometheusLabels, labelsOK bool) {
+func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labelsOK bool) {
 	if m.Kafka != nil {
 		p.add("kafka", "set on a prometheus entry; remove it, or set source: kafka")
 	}
@@ -303,7 +311,7 @@ func (m *Metric) validatePrometheus(p *problems, labels PrometheusLabels, labels
 		}
 	}
 	if paramsOK && labelsOK {
-		m.validateRendered(p, labels)
+		m.validateRendered(p, prom)
 	}
 }
 
@@ -330,9 +338,17 @@ func (m *Metric) validateResources(p *problems) {
 	}
 }
 
+// scopeSentinel stands for the request's namespace when validation renders
+// a template. It is not a valid namespace name, so a template cannot carry
+// it by accident: a selector that matches it carries <<.LabelMatchers>>.
+const scopeSentinel = "<namespace>"
+
 // validateRendered renders the query with and without matchers and
-// grouping and parses the results as PromQL.
-func (m *Metric) validateRendered(p *problems, labels PrometheusLabels) {
+// grouping, parses the results as PromQL and checks the renderings a
+// request makes (with matchers) with CheckExpr: every vector selector of a
+// namespaced entry carries the scope matcher, and no range is longer than
+// prometheus.maxRange.
+func (m *Metric) validateRendered(p *problems, prom PrometheusSettings) {
 	params := map[string]string{}
 	for _, prm := range m.Parameters {
 		v := prm.Default
@@ -343,10 +359,16 @@ func (m *Metric) validateRendered(p *problems, labels PrometheusLabels) {
 		}
 		params[prm.Name] = v
 	}
-	matchers := labels.Namespace + `="default"`
+	labels := prom.Labels
+	scope := &plabels.Matcher{Type: plabels.MatchEqual, Name: labels.Namespace, Value: scopeSentinel}
+	var required []*plabels.Matcher
+	if m.IsNamespaced() {
+		required = []*plabels.Matcher{scope}
+	}
+	reported := map[string]bool{}
 	for _, d := range []QueryData{
-		{LabelMatchers: matchers, GroupBy: []string{labels.Pod}},
-		{LabelMatchers: matchers},
+		{LabelMatchers: scope.String(), GroupBy: []string{labels.Pod}},
+		{LabelMatchers: scope.String()},
 		{GroupBy: []string{labels.Pod}},
 		{},
 	} {
@@ -370,6 +392,81 @@ func (m *Metric) validateRendered(p *problems, labels PrometheusLabels) {
 			p.add("query", "renders a %s, not an instant vector: %s; wrap range selectors in a function such as rate(...)", kind, q)
 			return
 		}
+		if d.LabelMatchers == "" {
+			continue // requests always render matchers; this rendering only has to parse
+		}
+		for _, pr := range CheckExpr(expr, required, prom.MaxRange.Duration) {
+			msg := describeProblem(pr, prom.MaxRange.Duration, params)
+			if !reported[msg] {
+				reported[msg] = true
+				p.add("query", "%s", msg)
+			}
+		}
+	}
+}
+
+// describeProblem words a CheckExpr problem of a template rendered with
+// params, with the fix.
+func describeProblem(pr QueryProblem, maxRange time.Duration, params map[string]string) string {
+	if pr.OutOfScope() {
+		return fmt.Sprintf("the vector selector %s does not carry <<.LabelMatchers>>, so it would read every namespace's data; "+
+			"write %s, or, if the entry reads data no namespace owns, set namespaced: false and list callerNamespaces (an admin decision)",
+			pr.Selector, withScopeMatchers(pr.Selector))
+	}
+	if len(params) == 0 {
+		return fmt.Sprintf("%s is longer than prometheus.maxRange (%s); shorten it, or raise prometheus.maxRange",
+			pr, model.Duration(maxRange))
+	}
+	set := make([]string, 0, len(params))
+	for k, v := range params {
+		set = append(set, k+"="+v)
+	}
+	slices.Sort(set)
+	return fmt.Sprintf("rendered with %s, %s is longer than prometheus.maxRange (%s); shorten the range or the parameter's default, or raise prometheus.maxRange",
+		strings.Join(set, ","), pr, model.Duration(maxRange))
+}
+
+// withScopeMatchers writes the selector as a template that carries
+// <<.LabelMatchers>>, last, so that an empty .LabelMatchers leaves a valid
+// trailing comma.
+func withScopeMatchers(vs *parser.VectorSelector) string {
+	var ms []string
+	for _, lm := range vs.LabelMatchers {
+		if lm.Name == plabels.MetricName && lm.Type == plabels.MatchEqual && lm.Value == vs.Name {
+			continue
+		}
+		ms = append(ms, lm.String())
+	}
+	slices.Sort(ms)
+	return vs.Name + "{" + strings.Join(append(ms, "<<.LabelMatchers>>"), ",") + "}"
+}
+
+// validatePresetRanges reports a prometheus.maxRange shorter than a range
+// the presets the file keeps use with their defaults: every request for
+// them would be refused.
+func (c *Catalog) validatePresetRanges(p *problems) {
+	maxRange := c.Prometheus.MaxRange.Duration
+	var names []string
+	var need time.Duration
+	for _, m := range compiledPresets() {
+		if m.Source != SourcePrometheus || slices.ContainsFunc(c.Metrics, func(f Metric) bool { return f.Name == m.Name }) {
+			continue
+		}
+		q, err := m.RenderQuery(QueryData{LabelMatchers: c.Prometheus.Labels.Namespace + `="x"`})
+		if err != nil {
+			continue // the presets render; TestDefault proves it
+		}
+		problems, _ := CheckQuery(q, nil, maxRange)
+		for _, pr := range problems {
+			need = max(need, pr.Range)
+		}
+		if len(problems) > 0 {
+			names = append(names, m.Name)
+		}
+	}
+	if len(names) > 0 {
+		p.add("prometheus.maxRange", "%s is shorter than the %s range the presets %s use; raise it to at least %s, replace those presets with entries of the same name, or set presets: false",
+			model.Duration(maxRange), model.Duration(need), strings.Join(names, ", "), model.Duration(need))
 	}
 }
 

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/custom_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
@@ -80,6 +82,17 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 
 // GetMetricByName answers an Object metric for one named object: a pod, a
 // namespace, or any resource the entry maps to a Prometheus label.
+//
+// The object must lie in the request's namespace. For the namespaces
+// resource that means its name is the request namespace: the aggregator
+// authorised /namespaces/team-b/namespaces/team-a/<metric> as a read in
+// team-b, so it gets the 404 of a namespace without data, whatever team-a
+// holds. A request without a namespace may name any namespace: the library
+// routes /namespaces/team-a/metrics/<metric> (authorised in team-a) here
+// with name.Namespace "" and name.Name team-a, and a cluster-scoped request
+// was authorised cluster-wide. Other resources are namespaced objects, so a
+// request without a namespace names none of them. Neither case touches a
+// source.
 func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (value *custom_metrics.MetricValue, err error) {
 	api := config.APIObject
 	if info.GroupResource == podsResource {
@@ -92,15 +105,22 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	}
 	namespace, label := name.Namespace, ""
 	switch info.GroupResource {
+	case namespacesResource:
+		if name.Namespace != "" && name.Name != name.Namespace {
+			return nil, noDataFor(info, name)
+		}
+		namespace, label = name.Name, cat.Prometheus.Labels.Namespace
 	case podsResource:
 		label = cat.Prometheus.Labels.Pod
-	case namespacesResource:
-		namespace, label = name.Name, cat.Prometheus.Labels.Namespace
 	default:
 		label = m.Resources[info.GroupResource.String()]
 		if label == "" {
 			return nil, notFound(fmt.Sprintf("metric %q is not available for %s; map the resource to a Prometheus label in the entry's resources", info.Metric, info.GroupResource))
 		}
+	}
+	if namespace == "" {
+		return nil, notFound(fmt.Sprintf("metric %q for %s %q: %s live in namespaces; ask under /namespaces/<namespace>/%s/%s/%s",
+			info.Metric, info.GroupResource, name.Name, info.GroupResource, info.GroupResource, name.Name, info.Metric))
 	}
 	samples, err := p.prometheusSamples(ctx, cat, m, namespace, label, metricSelector)
 	if err != nil {
@@ -112,7 +132,12 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 			return &v, nil
 		}
 	}
-	return nil, notFound(fmt.Sprintf("no data for metric %q for %s %q in namespace %q", info.Metric, info.GroupResource, name.Name, name.Namespace))
+	return nil, noDataFor(info, name)
+}
+
+// noDataFor is the 404 of an object without data.
+func noDataFor(info cmprovider.CustomMetricInfo, name types.NamespacedName) error {
+	return notFound(fmt.Sprintf("no data for metric %q for %s %q in namespace %q", info.Metric, info.GroupResource, name.Name, name.Namespace))
 }
 
 // ListAllMetrics lists every entry on each resource it can be read for.
@@ -151,7 +176,7 @@ func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m
 	if m.Source != config.SourcePrometheus {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
 	}
-	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}}
+	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}, MaxRange: cat.Prometheus.MaxRange.Duration}
 	return p.queryPrometheus(ctx, what, m, scope, metricSelector)
 }
 
@@ -162,6 +187,12 @@ func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.M
 		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
 	promql, err := prometheus.BuildQuery(m, scope, sel)
+	if errors.Is(err, prometheus.ErrOutOfScope) {
+		// A bug in the entry or the adapter, not the caller's: the query
+		// was not run; the log keeps it for the admin.
+		klog.ErrorS(err, "Refused to run a query that reads outside its scope", "metric", m.Name)
+		return nil, apierrors.NewInternalError(fmt.Errorf("%s: the entry's query would read outside the request's scope, so it was not run; the adapter's log has the query", what))
+	}
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}

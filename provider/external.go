@@ -66,14 +66,26 @@ func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 	return infos
 }
 
+// prometheusExternal answers a Prometheus entry on the external API. A
+// namespaced entry reads the caller's namespace, or those its namespace
+// selector key names when the entry allow-lists them; a namespaced: false
+// entry reads data no namespace owns, without a namespace matcher (lookup
+// has already checked that the entry lists the caller in
+// callerNamespaces), and the namespace key is an ordinary selector key
+// there.
 func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
-	rest, reqs := withoutKeys(sel, namespaceKey)
-	namespaces, err := allowedNamespaces(m, namespace, reqs)
-	if err != nil {
-		return nil, err
+	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, MaxRange: cat.Prometheus.MaxRange.Duration}
+	what := fmt.Sprintf("external metric %q (not namespaced) for namespace %q", m.Name, namespace)
+	if m.IsNamespaced() {
+		rest, reqs := withoutKeys(sel, namespaceKey)
+		namespaces, err := allowedNamespaces(m, namespace, reqs)
+		if err != nil {
+			return nil, err
+		}
+		scope.Namespaces, sel = namespaces, rest
+		what = fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
 	}
-	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
-	samples, err := p.queryPrometheus(ctx, what, m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
+	samples, err := p.queryPrometheus(ctx, what, m, scope, sel)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,9 @@ func printCatalog(w io.Writer, cat *config.Catalog) error {
 		if len(keys) > 0 {
 			fmt.Fprintf(w, "  selector keys: %s\n", strings.Join(keys, ", "))
 		}
+		if !m.IsNamespaced() {
+			fmt.Fprintf(w, "  not namespaced; callers: %s\n", strings.Join(m.CallerNamespaces, ", "))
+		}
 		for _, s := range shapes(cat, m) {
 			q, err := prometheus.BuildQuery(m, s.scope, labels.Everything())
 			if err != nil {
@@ -60,26 +63,33 @@ type shape struct {
 }
 
 // shapes lists the queries an entry runs: one per API and object resource.
+// A namespaced: false entry reads no namespace, so its scope names none.
 func shapes(cat *config.Catalog, m *config.Metric) []shape {
-	l := cat.Prometheus.Labels
+	l, maxRange := cat.Prometheus.Labels, cat.Prometheus.MaxRange.Duration
 	ns := []string{"NAMESPACE"}
+	if !m.IsNamespaced() {
+		ns = nil
+	}
+	scope := func(groupBy ...string) prometheus.Scope {
+		return prometheus.Scope{Labels: l, Namespaces: ns, GroupBy: groupBy, MaxRange: maxRange}
+	}
 	var out []shape
 	for _, api := range m.APIs {
 		switch api {
 		case config.APIPods:
-			out = append(out, shape{"pods", prometheus.Scope{Labels: l, Namespaces: ns, GroupBy: []string{l.Pod}}})
+			out = append(out, shape{"pods", scope(l.Pod)})
 		case config.APIObject:
-			out = append(out, shape{"object namespaces", prometheus.Scope{Labels: l, Namespaces: ns, GroupBy: []string{l.Namespace}}})
+			out = append(out, shape{"object namespaces", scope(l.Namespace)})
 			resources := make([]string, 0, len(m.Resources))
 			for r := range m.Resources {
 				resources = append(resources, r)
 			}
 			sort.Strings(resources)
 			for _, r := range resources {
-				out = append(out, shape{"object " + r, prometheus.Scope{Labels: l, Namespaces: ns, GroupBy: []string{m.Resources[r]}}})
+				out = append(out, shape{"object " + r, scope(m.Resources[r])})
 			}
 		case config.APIExternal:
-			out = append(out, shape{"external", prometheus.Scope{Labels: l, Namespaces: ns}})
+			out = append(out, shape{"external", scope()})
 		}
 	}
 	return out

@@ -38,7 +38,6 @@ type Sample struct {
 // concurrent use.
 type Client struct {
 	api     v1.API
-	url     string // redacted, for messages
 	timeout time.Duration
 }
 
@@ -58,15 +57,16 @@ func NewClient(o *Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Prometheus API client: %w", err)
 	}
-	u, _ := url.Parse(o.URL) // validated above
-	return &Client{api: v1.NewAPI(c), url: u.Redacted(), timeout: o.Timeout}, nil
+	return &Client{api: v1.NewAPI(c), timeout: o.Timeout}, nil
 }
 
 // Query runs promql as an instant query at Prometheus' current time,
 // bounded by ctx and the query timeout. It returns the finite samples of a
 // vector or scalar result, or an error: one wrapping ErrNoData when nothing
-// finite is left, or one naming Prometheus and the cause when the query
-// could not be answered (bad query, timeout, Prometheus unreachable).
+// finite is left, or one naming Prometheus, the query and the cause when
+// the query could not be answered (bad query, timeout, Prometheus
+// unreachable). Errors do not repeat the Prometheus URL: they may reach API
+// callers, who have no business knowing the address.
 func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -78,19 +78,31 @@ func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
 		klog.V(2).InfoS("Prometheus returned warnings", "query", promql, "warnings", warnings, "infos", infos)
 	}
 	if err != nil {
+		err = withoutURL(err)
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", err, ctxErr)
 		}
-		return nil, fmt.Errorf("query Prometheus at %s for %q: %w", c.url, promql, err)
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
 	}
 	samples, err := toSamples(value)
 	if err != nil {
-		return nil, fmt.Errorf("query Prometheus at %s for %q: %w", c.url, promql, err)
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
 	}
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("%w for %s", ErrNoData, promql)
 	}
 	return samples, nil
+}
+
+// withoutURL drops the request URL that an HTTP client error repeats
+// (*url.Error: `Post "http://prometheus:9090/api/v1/query": ...`), keeping
+// the operation and the cause, which stays matchable with errors.Is.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
+	}
+	return err
 }
 
 // toSamples converts a vector or scalar result, dropping non-finite values.

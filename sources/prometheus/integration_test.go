@@ -3,6 +3,7 @@ package prometheus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"strings"
@@ -178,8 +179,8 @@ func TestPrometheusSource(t *testing.T) {
 		if !errors.As(err, &apiErr) || apiErr.Type != v1.ErrBadData || errors.Is(err, prometheus.ErrNoData) {
 			t.Fatalf("err = %v, want a bad_data error", err)
 		}
-		if !strings.Contains(err.Error(), "query Prometheus at "+srv.URL()) {
-			t.Errorf("error %q does not say what was being done", err)
+		if !strings.Contains(err.Error(), `query Prometheus for "sum("`) || strings.Contains(err.Error(), srv.URL()) {
+			t.Errorf("error %q does not say what was being done, or names the Prometheus URL", err)
 		}
 	})
 
@@ -195,10 +196,13 @@ func TestPrometheusSource(t *testing.T) {
 		if elapsed > queryTimeout+time.Second {
 			t.Errorf("failing query took %s, want < %s", elapsed, queryTimeout+time.Second)
 		}
-		for _, want := range []string{"Prometheus", srv.URL(), "connection refused"} {
+		for _, want := range []string{"Prometheus", fmt.Sprintf("%q", q), "connection refused"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not contain %q", err, want)
 			}
+		}
+		if strings.Contains(err.Error(), srv.URL()) {
+			t.Errorf("error %q names the Prometheus URL", err)
 		}
 		srv.Start()
 		byPod(t, c, q, func(got map[string]prometheus.Sample) bool { return len(got) == 2 })

@@ -40,6 +40,10 @@ type Options struct {
 	BasicAuthPasswordFile string
 	// Headers are extra request headers, each "Name=Value".
 	Headers []string
+	// AllowPlaintextCredentials lets a bearer token or basic auth password
+	// go to an http:// URL, readable by anyone on the network path. False
+	// (the default) refuses that combination.
+	AllowPlaintextCredentials bool
 	// Timeout bounds one query, both the HTTP round trip and Prometheus'
 	// own evaluation. Must be positive.
 	Timeout time.Duration
@@ -68,6 +72,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"File holding the basic auth password; re-read on every request.")
 	fs.StringArrayVar(&o.Headers, "prometheus-header", o.Headers,
 		"Extra HTTP header sent to Prometheus as Name=Value (e.g. X-Scope-OrgID=team-a). Repeat for several.")
+	fs.BoolVar(&o.AllowPlaintextCredentials, "prometheus-allow-plaintext-credentials", o.AllowPlaintextCredentials,
+		"Send the bearer token or basic auth password even over an http:// --prometheus-url (clear text on the network). Default: refused.")
 	fs.DurationVar(&o.Timeout, "prometheus-query-timeout", o.Timeout,
 		"Longest time one Prometheus query may take, round trip and evaluation.")
 }
@@ -111,8 +117,12 @@ func (o *Options) Validate() []error {
 			errs = append(errs, fmt.Errorf("%s: %w; point it at a readable file", f.flag, err))
 		}
 	}
-	if (o.ClientCertFile != "" || o.CAFile != "") && strings.HasPrefix(o.URL, "http://") {
+	if (o.ClientCertFile != "" || o.CAFile != "") && o.plainHTTP() {
 		errs = append(errs, errors.New("--prometheus-ca-file and --prometheus-client-*-file need an https:// --prometheus-url"))
+	}
+	if o.credentialsSet() && o.plainHTTP() && !o.AllowPlaintextCredentials {
+		errs = append(errs, errors.New("--prometheus-bearer-token-file and --prometheus-basic-auth-* would send credentials in clear text to the http:// --prometheus-url; "+
+			"use an https:// URL, or set --prometheus-allow-plaintext-credentials if the network path to Prometheus is trusted"))
 	}
 	if _, err := o.headers(); err != nil {
 		errs = append(errs, err)
@@ -122,7 +132,18 @@ func (o *Options) Validate() []error {
 
 func (o *Options) anySet() bool {
 	return o.BearerTokenFile != "" || o.CAFile != "" || o.ClientCertFile != "" || o.ClientKeyFile != "" ||
-		o.BasicAuthUsername != "" || o.BasicAuthPasswordFile != "" || len(o.Headers) > 0
+		o.BasicAuthUsername != "" || o.BasicAuthPasswordFile != "" || len(o.Headers) > 0 || o.AllowPlaintextCredentials
+}
+
+// plainHTTP reports whether URL is an http:// URL (any letter case).
+func (o *Options) plainHTTP() bool {
+	u, err := url.Parse(o.URL)
+	return err == nil && u.Scheme == "http"
+}
+
+// credentialsSet reports whether a secret goes into the Authorization header.
+func (o *Options) credentialsSet() bool {
+	return o.BearerTokenFile != "" || o.BasicAuthUsername != "" || o.BasicAuthPasswordFile != ""
 }
 
 func validateURL(raw string) error {

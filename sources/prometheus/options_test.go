@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,8 @@ import (
 )
 
 func TestOptionsValidate(t *testing.T) {
+	const plaintext = "--prometheus-bearer-token-file and --prometheus-basic-auth-* would send credentials in clear text to the http:// --prometheus-url; " +
+		"use an https:// URL, or set --prometheus-allow-plaintext-credentials if the network path to Prometheus is trusted"
 	dir := t.TempDir()
 	file := filepath.Join(dir, "secret")
 	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
@@ -39,11 +42,20 @@ func TestOptionsValidate(t *testing.T) {
 		{name: "zero timeout", args: []string{"--prometheus-url=http://p", "--prometheus-query-timeout=0s"}, want: []string{"--prometheus-query-timeout must be positive"}},
 		{name: "cert without key", args: []string{"--prometheus-url=https://p", "--prometheus-client-cert-file=" + file}, want: []string{"set both for mutual TLS or neither"}},
 		{name: "key without cert", args: []string{"--prometheus-url=https://p", "--prometheus-client-key-file=" + file}, want: []string{"set both for mutual TLS or neither"}},
-		{name: "bearer and basic", args: []string{"--prometheus-url=http://p", "--prometheus-bearer-token-file=" + file,
+		{name: "bearer and basic", args: []string{"--prometheus-url=https://p", "--prometheus-bearer-token-file=" + file,
 			"--prometheus-basic-auth-username=u", "--prometheus-basic-auth-password-file=" + file}, want: []string{"keep one of them"}},
-		{name: "username without password", args: []string{"--prometheus-url=http://p", "--prometheus-basic-auth-username=u"}, want: []string{"go together"}},
-		{name: "missing file", args: []string{"--prometheus-url=http://p", "--prometheus-bearer-token-file=" + filepath.Join(dir, "nope")},
+		{name: "username without password", args: []string{"--prometheus-url=https://p", "--prometheus-basic-auth-username=u"}, want: []string{"go together"}},
+		{name: "missing file", args: []string{"--prometheus-url=https://p", "--prometheus-bearer-token-file=" + filepath.Join(dir, "nope")},
 			want: []string{"no such file or directory; point it at a readable file"}},
+		{name: "bearer token over http", args: []string{"--prometheus-url=http://p:9090", "--prometheus-bearer-token-file=" + file},
+			want: []string{plaintext}},
+		{name: "basic auth over http", args: []string{"--prometheus-url=HTTP://p:9090", "--prometheus-basic-auth-username=u", "--prometheus-basic-auth-password-file=" + file},
+			want: []string{plaintext}},
+		{name: "bearer token over http, allowed", args: []string{"--prometheus-url=http://p:9090", "--prometheus-bearer-token-file=" + file, "--prometheus-allow-plaintext-credentials"}},
+		{name: "basic auth over http, allowed", args: []string{"--prometheus-url=http://p:9090", "--prometheus-basic-auth-username=u",
+			"--prometheus-basic-auth-password-file=" + file, "--prometheus-allow-plaintext-credentials"}},
+		{name: "bearer token over https", args: []string{"--prometheus-url=https://p:9090", "--prometheus-bearer-token-file=" + file}},
+		{name: "allow flag without url", args: []string{"--prometheus-allow-plaintext-credentials"}, want: []string{"--prometheus-url is empty"}},
 		{name: "tls files with http", args: []string{"--prometheus-url=http://p", "--prometheus-ca-file=" + file}, want: []string{"need an https://"}},
 		{name: "header without value", args: []string{"--prometheus-url=http://p", "--prometheus-header=X-A"}, want: []string{"must be Name=Value"}},
 		{name: "bad header name", args: []string{"--prometheus-url=http://p", "--prometheus-header=X A=b"}, want: []string{"not a valid header name"}},
@@ -78,7 +90,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestClientCredentials(t *testing.T) {
 	var mu sync.Mutex
 	var seen []http.Header
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		seen = append(seen, r.Header.Clone())
 		mu.Unlock()
@@ -91,8 +103,12 @@ func TestClientCredentials(t *testing.T) {
 	if err := os.WriteFile(token, []byte("one\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	o := NewOptions()
-	o.URL, o.BearerTokenFile, o.Headers = srv.URL, token, []string{"X-Scope-OrgID=team-a"}
+	o.URL, o.CAFile, o.BearerTokenFile, o.Headers = srv.URL, ca, token, []string{"X-Scope-OrgID=team-a"}
 	c, err := NewClient(o)
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +138,7 @@ func TestClientCredentials(t *testing.T) {
 	mu.Unlock()
 
 	basic := NewOptions()
-	basic.URL, basic.BasicAuthUsername, basic.BasicAuthPasswordFile = srv.URL, "adapter", token
+	basic.URL, basic.CAFile, basic.BasicAuthUsername, basic.BasicAuthPasswordFile = srv.URL, ca, "adapter", token
 	c, err = NewClient(basic)
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,18 @@
 package prometheus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/common/model"
+	plabels "github.com/prometheus/prometheus/model/labels"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 
@@ -20,6 +24,13 @@ import (
 // cannot express, a parameter value outside its pattern). Callers map it to
 // 400 Bad Request; the message names the key and the fix.
 var ErrInvalidSelector = errors.New("invalid metric selector")
+
+// ErrOutOfScope is wrapped by BuildQuery errors about a built query in
+// which some vector selector lacks the scope's matchers. It means a bug (in
+// a template that validation let through, or in the escaping), never a
+// caller's mistake: the query is not returned, so it never runs, and
+// callers answer 500.
+var ErrOutOfScope = errors.New("query reads outside its scope")
 
 // MatchOp is a PromQL label matching operator.
 type MatchOp string
@@ -49,25 +60,44 @@ func (m Matcher) String() string {
 // Scope is what the request, not the HPA's metric selector, decides: which
 // namespaces, which fixed label values and which grouping. Selector keys
 // that name a scope label are rejected so a selector cannot widen the scope.
+//
+// Whether the query is restricted to namespaces at all is the catalog's
+// decision, not the request's: for a namespaced entry (the default)
+// Namespaces is required; for a namespaced: false entry it must be empty,
+// the query carries no namespace matcher, and the namespace, pod and
+// resource labels are ordinary selector keys (accepted when selectorLabels
+// lists them or has "*"), since no scope sets them. GroupBy and Fixed
+// labels stay reserved either way.
 type Scope struct {
 	// Labels names the namespace and pod labels. Empty fields mean
 	// "namespace" and "pod".
 	Labels config.PrometheusLabels
-	// Namespaces the query is restricted to. Required: one is matched with
-	// =, several with =~ over their escaped alternatives.
+	// Namespaces the query is restricted to: one is matched with =,
+	// several with =~ over their escaped alternatives. Required for a
+	// namespaced entry, empty for a namespaced: false one.
 	Namespaces []string
 	// Fixed are extra matchers the caller imposes, e.g. service="frontend".
 	Fixed []Matcher
 	// GroupBy are the label names the query groups by (.GroupBy in the
 	// template). Empty aggregates everything into one series.
 	GroupBy []string
+	// MaxRange is the longest range or subquery window the query may use
+	// (prometheus.maxRange of the catalog). Zero means
+	// config.DefaultPrometheusMaxRange.
+	MaxRange time.Duration
 }
 
 // BuildQuery renders the PromQL of entry m for scope s and the HPA's metric
 // selector. Selector keys declared as m.Parameters fill template
 // parameters; the others become label matchers if m.SelectorLabels allows
 // them. Equal inputs produce equal strings, so the result is a cache key.
-// Errors caused by the selector wrap ErrInvalidSelector.
+//
+// Every query is parsed before it is returned and checked with
+// config.CheckQuery: each vector selector must carry the scope's matchers
+// exactly as built (the namespace matcher and Fixed), else the error wraps
+// ErrOutOfScope; a range longer than s.MaxRange, which only a parameter
+// value can cause once the catalog is validated, wraps ErrInvalidSelector
+// like every other error caused by the selector.
 func BuildQuery(m *config.Metric, s Scope, metricSelector labels.Selector) (string, error) {
 	var reqs []requirement
 	if metricSelector != nil {
@@ -91,14 +121,7 @@ type requirement struct {
 }
 
 func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
-	nsLabel, podLabel := s.Labels.Namespace, s.Labels.Pod
-	if nsLabel == "" {
-		nsLabel = "namespace"
-	}
-	if podLabel == "" {
-		podLabel = "pod"
-	}
-	scope, reserved, err := scopeMatchers(m, s, nsLabel, podLabel)
+	scope, reserved, err := scopeMatchers(m, s)
 	if err != nil {
 		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
 	}
@@ -133,11 +156,16 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 	}
 	slices.Sort(matchers)
 	matchers = slices.Compact(matchers)
+	all := make([]string, 0, len(scope)+len(matchers))
+	for _, sm := range scope {
+		all = append(all, sm.String())
+	}
+	all = append(all, matchers...)
 
 	// RenderQuery applies parameter defaults and checks values against
 	// their anchored patterns.
 	q, err := m.RenderQuery(config.QueryData{
-		LabelMatchers: strings.Join(append(scope, matchers...), ","),
+		LabelMatchers: strings.Join(all, ","),
 		GroupBy:       slices.Clone(s.GroupBy),
 		Params:        params,
 	})
@@ -147,15 +175,77 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
 	}
+	if err := checkScope(q, scope, s.MaxRange, params); err != nil {
+		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
+	}
 	return q, nil
 }
 
-// scopeMatchers renders the scope's matchers in canonical order and returns
-// the label names a selector must not touch.
-func scopeMatchers(m *config.Metric, s Scope, nsLabel, podLabel string) ([]string, map[string]bool, error) {
-	reserved := map[string]bool{nsLabel: true, podLabel: true}
-	for _, l := range m.Resources {
-		reserved[l] = true
+// checkScope parses the built query q and makes sure that every vector
+// selector carries the scope matchers exactly as built and that no range is
+// longer than maxRange. params are the parameters the selector set.
+func checkScope(q string, scope []Matcher, maxRange time.Duration, params map[string]string) error {
+	if maxRange <= 0 {
+		maxRange = config.DefaultPrometheusMaxRange
+	}
+	required := make([]*plabels.Matcher, len(scope))
+	for i, sm := range scope {
+		// Only Name, Type and Value are compared, so the regexp is not compiled.
+		required[i] = &plabels.Matcher{Name: sm.Name, Type: matchTypes[sm.Op], Value: sm.Value}
+	}
+	problems, err := config.CheckQuery(q, required, maxRange)
+	if err != nil {
+		// Templates are parsed at load time with the defaults, so only a
+		// parameter value can make the query invalid.
+		if len(params) > 0 {
+			return fmt.Errorf("%w: with %s the query is not valid PromQL (%w); tighten the parameter's pattern in the catalog", ErrInvalidSelector, paramList(params), err)
+		}
+		return fmt.Errorf("the built query does not parse (%w); it was not run: %s", err, q)
+	}
+	for _, p := range problems {
+		if p.OutOfScope() {
+			return fmt.Errorf("%w: %s; the query was not run: %s", ErrOutOfScope, p, q)
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	p := problems[0]
+	if len(params) == 0 {
+		return fmt.Errorf("%s is longer than prometheus.maxRange (%s) with the entry's parameter defaults; the catalog entry needs fixing", p, model.Duration(maxRange))
+	}
+	return fmt.Errorf("%w: %s is longer than prometheus.maxRange (%s); choose shorter values than %s in the metric selector, or ask the admin to raise prometheus.maxRange in the catalog",
+		ErrInvalidSelector, p, model.Duration(maxRange), paramList(params))
+}
+
+// paramList writes parameter values as a selector would: "a=1,window=5m".
+func paramList(params map[string]string) string {
+	set := make([]string, 0, len(params))
+	for k, v := range params {
+		set = append(set, k+"="+v)
+	}
+	slices.Sort(set)
+	return strings.Join(set, ",")
+}
+
+// matchTypes maps the matcher operators to the parser's types.
+var matchTypes = map[MatchOp]plabels.MatchType{
+	MatchEqual:     plabels.MatchEqual,
+	MatchNotEqual:  plabels.MatchNotEqual,
+	MatchRegexp:    plabels.MatchRegexp,
+	MatchNotRegexp: plabels.MatchNotRegexp,
+}
+
+// scopeMatchers returns the scope's matchers in canonical order and the
+// label names a selector must not touch.
+func scopeMatchers(m *config.Metric, s Scope) ([]Matcher, map[string]bool, error) {
+	nsLabel, podLabel := cmp.Or(s.Labels.Namespace, config.DefaultNamespaceLabel), cmp.Or(s.Labels.Pod, config.DefaultPodLabel)
+	reserved := map[string]bool{}
+	if m.IsNamespaced() {
+		reserved[nsLabel], reserved[podLabel] = true, true
+		for _, l := range m.Resources {
+			reserved[l] = true
+		}
 	}
 	for _, l := range s.GroupBy {
 		if !validLabelName(l) {
@@ -171,14 +261,18 @@ func scopeMatchers(m *config.Metric, s Scope, nsLabel, podLabel string) ([]strin
 	ns := slices.Clone(s.Namespaces)
 	slices.Sort(ns)
 	ns = slices.Compact(ns)
-	var out []string
-	switch len(ns) {
-	case 0:
+	var out []Matcher
+	switch {
+	case !m.IsNamespaced():
+		if len(ns) > 0 {
+			return nil, nil, fmt.Errorf("the entry is namespaced: false and reads no namespace's data, but the scope names namespaces %q", ns)
+		}
+	case len(ns) == 0:
 		return nil, nil, errors.New("no namespace to restrict the query to")
-	case 1:
-		out = append(out, Matcher{nsLabel, MatchEqual, ns[0]}.String())
+	case len(ns) == 1:
+		out = append(out, Matcher{nsLabel, MatchEqual, ns[0]})
 	default:
-		out = append(out, Matcher{nsLabel, MatchRegexp, alternatives(ns)}.String())
+		out = append(out, Matcher{nsLabel, MatchRegexp, alternatives(ns)})
 	}
 	fixed := slices.Clone(s.Fixed)
 	slices.SortFunc(fixed, func(a, b Matcher) int {
@@ -197,7 +291,7 @@ func scopeMatchers(m *config.Metric, s Scope, nsLabel, podLabel string) ([]strin
 			return nil, nil, fmt.Errorf("fixed matcher on %q has unknown operator %q", f.Name, f.Op)
 		}
 		reserved[f.Name] = true
-		out = append(out, f.String())
+		out = append(out, f)
 	}
 	return out, reserved, nil
 }

@@ -2,8 +2,10 @@ package prometheus
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -120,14 +122,16 @@ func TestBuildQuery(t *testing.T) {
 			}
 			var got string
 			var err error
-			if tc.reqs != nil {
-				got, err = buildQuery(m, s, tc.reqs)
+			reqs := tc.reqs
+			if reqs != nil {
+				got, err = buildQuery(m, s, reqs)
 			} else {
 				sel, perr := labels.Parse(tc.selector)
 				if perr != nil {
 					t.Fatalf("labels.Parse(%q): %v", tc.selector, perr)
 				}
 				got, err = BuildQuery(m, s, sel)
+				reqs = selectorRequirements(sel)
 			}
 			if tc.wantErr != nil {
 				if err == nil {
@@ -149,7 +153,8 @@ func TestBuildQuery(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
-			assertShape(t, m, s, got, nil)
+			assertShape(t, m, s, got)
+			assertMeaning(t, m, s, got, reqs)
 		})
 	}
 }
@@ -192,4 +197,119 @@ func mustParse(t *testing.T, s string) labels.Selector {
 		t.Fatalf("labels.Parse(%q): %v", s, err)
 	}
 	return sel
+}
+
+// TestBuildQueryChecksScope shows that a query that would read outside its
+// scope is never returned, whatever made it so, and that a range over
+// prometheus.maxRange is the selector's fault (400) naming the setting.
+func TestBuildQueryChecksScope(t *testing.T) {
+	loose := &config.Metric{ // hand-built, so no validation: a pattern that lets anything through
+		Name:       "loose",
+		Source:     config.SourcePrometheus,
+		Query:      `sum(rate(x{<<.LabelMatchers>>}[<<.Params.window>>]))`,
+		Parameters: []config.Parameter{{Name: "window", Default: "5m", Pattern: ".*"}},
+	}
+	unscoped := &config.Metric{Name: "unscoped", Source: config.SourcePrometheus, Query: `sum(a{<<.LabelMatchers>>}) / sum(b)`}
+	tests := []struct {
+		name     string
+		metric   *config.Metric
+		scope    Scope
+		reqs     []requirement
+		wantIs   error    // nil: the error wraps neither sentinel
+		wantErr  []string // substrings of the error
+		wantNone bool     // no error expected
+	}{
+		{name: "unscoped selector in the template", metric: unscoped, scope: podScope(),
+			wantIs: ErrOutOfScope, wantErr: []string{`the vector selector b lacks the scope matchers {namespace="team-a"}`, "not run"}},
+		{name: "parameter value that adds a selector", metric: loose, scope: podScope(),
+			reqs:   []requirement{{"window", selection.Equals, []string{`5m])) or sum(rate(y[5m`}}},
+			wantIs: ErrOutOfScope, wantErr: []string{`the vector selector y lacks the scope matchers {namespace="team-a"}`}},
+		{name: "parameter value that breaks the query", metric: loose, scope: podScope(),
+			reqs:   []requirement{{"window", selection.Equals, []string{`5m)`}}},
+			wantIs: ErrInvalidSelector, wantErr: []string{"with window=5m) the query is not valid PromQL", "tighten the parameter's pattern"}},
+		{name: "fixed matchers are checked as built", metric: &config.Metric{Name: "f", Source: config.SourcePrometheus, Query: `sum(a{<<.LabelMatchers>>}) + sum(b{namespace="team-a"})`},
+			scope:  Scope{Namespaces: []string{"team-a"}, Fixed: []Matcher{{"service", MatchEqual, "web"}}},
+			wantIs: ErrOutOfScope, wantErr: []string{`b{namespace="team-a"} lacks the scope matchers {service="web"}`}},
+		{name: "window over the default maxRange", metric: qpsMetric(), scope: podScope(),
+			reqs:   []requirement{{"window", selection.Equals, []string{"61m"}}},
+			wantIs: ErrInvalidSelector, wantErr: []string{"the range [1h1m] of", "longer than prometheus.maxRange (1h)", "shorter values than window=61m", "raise prometheus.maxRange"}},
+		{name: "window at the default maxRange", metric: qpsMetric(), scope: podScope(),
+			reqs: []requirement{{"window", selection.Equals, []string{"1h"}}}, wantNone: true},
+		{name: "window over the catalog's maxRange", metric: qpsMetric(), scope: Scope{Namespaces: []string{"a"}, MaxRange: 10 * time.Minute},
+			reqs:   []requirement{{"window", selection.Equals, []string{"11m"}}},
+			wantIs: ErrInvalidSelector, wantErr: []string{"longer than prometheus.maxRange (10m)"}},
+		{name: "cluster-wide entry given namespaces", metric: clusterWideMetric(), scope: podScope(),
+			wantErr: []string{"namespaced: false", `names namespaces ["team-a"]`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q, err := buildQuery(tc.metric, tc.scope, tc.reqs)
+			if tc.wantNone {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got query %s, want an error", q)
+			}
+			if q != "" {
+				t.Errorf("a query came back with the error: %s", q)
+			}
+			for _, sentinel := range []error{ErrOutOfScope, ErrInvalidSelector} {
+				if errors.Is(err, sentinel) != (sentinel == tc.wantIs) {
+					t.Errorf("errors.Is(err, %v) = %v: %v", sentinel, !(sentinel == tc.wantIs), err)
+				}
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func clusterWideMetric() *config.Metric {
+	f := false
+	return &config.Metric{
+		Name:             "shared_queue_depth",
+		APIs:             []config.API{config.APIExternal},
+		Source:           config.SourcePrometheus,
+		Query:            `max(queue_depth{<<.LabelMatchers>>}) + sum(queue_workers)`,
+		SelectorLabels:   []string{"queue", "namespace"},
+		Namespaced:       &f,
+		CallerNamespaces: []string{"platform"},
+	}
+}
+
+// TestBuildQueryClusterWide checks the parsed query of a namespaced: false
+// entry: no namespace matcher anywhere, and the namespace label is an
+// ordinary selector key there, accepted because selectorLabels lists it.
+func TestBuildQueryClusterWide(t *testing.T) {
+	q, err := BuildQuery(clusterWideMetric(), Scope{}, mustParse(t, "queue=orders,namespace=team-b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vs, err := shapeOf(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, v := range vs {
+		for _, m := range v.LabelMatchers {
+			got[v.Name] = append(got[v.Name], m.String())
+		}
+	}
+	want := map[string][]string{
+		"queue_depth":   {`namespace="team-b"`, `queue="orders"`, `__name__="queue_depth"`},
+		"queue_workers": {`__name__="queue_workers"`},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("matchers %v, want %v (query %s)", got, want, q)
+	}
+	// Not listed in selectorLabels: the pod label is an ordinary key, rejected as such.
+	if _, err := BuildQuery(clusterWideMetric(), Scope{}, mustParse(t, "pod=x")); !errors.Is(err, ErrInvalidSelector) || !strings.Contains(err.Error(), `key "pod" is not accepted`) {
+		t.Errorf("pod=x: %v, want the not-accepted 400", err)
+	}
 }

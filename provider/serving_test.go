@@ -108,6 +108,7 @@ func newServer(t *testing.T, p *provider.Provider) *httptest.Server {
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
 	rc.LoopbackClientConfig = &rest.Config{}
 	rc.ExternalAddress = "127.0.0.1:443"
+	provider.InstallSelectorCheck(&rc.Config) // as the adapter does
 	cfg := &apiserver.Config{GenericConfig: &rc.Config}
 	s, err := cfg.Complete(nil).New("hpa-signals-test", p, p)
 	if err != nil {

@@ -120,6 +120,7 @@ func serve(ctx context.Context, o *options) error {
 		return fmt.Errorf("configure API server: %w", err)
 	}
 	serverConfig.GenericConfig.RequestTimeout = o.shutdownGracePeriod
+	provider.InstallSelectorCheck(serverConfig.GenericConfig)
 	server, err := o.server.Server()
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)

@@ -105,6 +105,7 @@ func newAdapter(t testing.TB, promURL string) *adapter {
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
 	rc.LoopbackClientConfig = &rest.Config{}
 	rc.ExternalAddress = "127.0.0.1:443"
+	provider.InstallSelectorCheck(&rc.Config) // as the adapter does
 	cfg := &apiserver.Config{GenericConfig: &rc.Config}
 	s, err := cfg.Complete(nil).New("hpa-signals-integration", p, p)
 	if err != nil {

@@ -42,6 +42,9 @@ var kinds = map[schema.GroupResource]struct{ kind, apiVersion string }{
 // query; the pods are resolved from the watch cache.
 func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
 	defer func(start time.Time) { p.observe(config.APIPods, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	if info.GroupResource != podsResource {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %q: only pods can be selected by label; name the %s object instead", info.Metric, info.GroupResource))
 	}
@@ -50,7 +53,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		return nil, err
 	}
 	podLabel := cat.Prometheus.Labels.Pod
-	samples, err := p.prometheusSamples(ctx, cat, m, namespace, podLabel, metricSelector)
+	samples, err := p.prometheusSamples(ctx, cat, m, namespace, namespace, podLabel, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +89,9 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 		api = config.APIPods
 	}
 	defer func(start time.Time) { p.observe(api, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	cat, m, err := p.lookup(info.Metric, api)
 	if err != nil {
 		return nil, err
@@ -102,7 +108,7 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 			return nil, notFound(fmt.Sprintf("metric %q is not available for %s; map the resource to a Prometheus label in the entry's resources", info.Metric, info.GroupResource))
 		}
 	}
-	samples, err := p.prometheusSamples(ctx, cat, m, namespace, label, metricSelector)
+	samples, err := p.prometheusSamples(ctx, cat, m, name.Namespace, namespace, label, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -145,19 +151,20 @@ func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 }
 
 // prometheusSamples answers from the cache the entry's query over one
-// namespace grouped by groupLabel.
-func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
+// namespace grouped by groupLabel; caller is the request's namespace.
+func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, caller, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
 	what := fmt.Sprintf("metric %q in namespace %q", m.Name, namespace)
 	if m.Source != config.SourcePrometheus {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
 	}
 	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}}
-	return p.queryPrometheus(ctx, what, m, scope, metricSelector)
+	return p.queryPrometheus(ctx, caller, what, m, scope, metricSelector)
 }
 
 // queryPrometheus builds the entry's query for scope and answers it from
-// the cache; what names the request in errors.
-func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
+// the cache, charging the key to the caller's namespace; what names the
+// request in errors.
+func (p *Provider) queryPrometheus(ctx context.Context, caller, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
 	if p.Prometheus == nil {
 		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
@@ -165,7 +172,8 @@ func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.M
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}
-	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
+	key := Key{Namespace: caller, Source: string(config.SourcePrometheus), Query: promql}
+	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
 		return p.Prometheus.Query(ctx, promql)
 	}))
 	if err != nil {

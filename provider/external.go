@@ -35,6 +35,9 @@ const namespaceKey = "namespace"
 // only consumer groups the entry's group pattern allows for it.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
 	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	cat, m, err := p.lookup(info.Metric, config.APIExternal)
 	if err != nil {
 		return nil, err
@@ -71,7 +74,7 @@ func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, 
 		return nil, err
 	}
 	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
-	samples, err := p.queryPrometheus(ctx, what, m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
+	samples, err := p.queryPrometheus(ctx, namespace, what, m, prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: namespaces}, rest)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +142,8 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		}
 	}
 	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
-	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
+	key := Key{Namespace: namespace, Source: string(config.SourceKafka), Query: m.Name + "\x00" + q.Key()}
+	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
 		return p.Kafka.Evaluate(ctx, q)
 	}))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/klog/v2"
 
 	"github.com/hpa-signals/hpa-signals/config"
@@ -60,6 +61,9 @@ type Options struct {
 	Cache *Cache
 	// Metrics records requests. If nil, nothing is recorded.
 	Metrics *Metrics
+	// Limits bound the metric selector of a request. A zero field means
+	// its default.
+	Limits SelectorLimits
 }
 
 // Provider implements the custom and external metrics providers of
@@ -70,6 +74,7 @@ type Provider struct {
 
 // New returns a Provider.
 func New(opts Options) *Provider {
+	opts.Limits = opts.Limits.withDefaults()
 	return &Provider{Options: opts}
 }
 
@@ -120,15 +125,29 @@ func (p *Provider) observe(api config.API, metric string, start time.Time, err e
 	}
 }
 
-// apiError turns a source or selector error into the API status the caller
-// should see: no data is 404, a bad selector 400, anything else a 503 that
-// names the source and cause, so an HPA holds its replica count.
+// IsNoData reports whether a source error is an answer, "the source has no
+// data for this", rather than a failure: the API answers it with 404 and
+// the cache keeps it in place of the last value.
+func IsNoData(err error) bool {
+	return errors.Is(err, prometheus.ErrNoData) || errors.Is(err, kafka.ErrNoData) ||
+		errors.Is(err, kafka.ErrUnknownGroup) || errors.Is(err, kafka.ErrUnknownTopic)
+}
+
+// apiError turns a source, cache or selector error into the API status the
+// caller should see: no data is 404, a bad selector 400, a limit 429, and
+// anything else a 503 that names the source and cause, so an HPA holds its
+// replica count.
 func apiError(source config.Source, what string, err error) error {
 	var status apierrors.APIStatus
+	var limit *LimitError
 	switch {
 	case errors.As(err, &status):
 		return err
-	case errors.Is(err, prometheus.ErrNoData), errors.Is(err, kafka.ErrNoData), errors.Is(err, kafka.ErrUnknownGroup):
+	case errors.As(err, &limit):
+		// No Retry-After: client-go would retry a 429 that has one, up to
+		// ten times, holding the HPA controller's worker meanwhile.
+		return apierrors.NewTooManyRequests(fmt.Sprintf("%s: %v", what, limit), 0)
+	case IsNoData(err):
 		return notFound(fmt.Sprintf("%s: %v", what, err))
 	case errors.Is(err, prometheus.ErrInvalidSelector), errors.Is(err, kafka.ErrInvalidSelector):
 		return apierrors.NewBadRequest(fmt.Sprintf("%s: %v", what, err))
@@ -146,6 +165,33 @@ func notFound(msg string) error {
 		Reason:  metav1.StatusReasonNotFound,
 		Message: msg,
 	}}
+}
+
+// checkSelector applies the selector limits to a request's metric selector.
+func (p *Provider) checkSelector(metric string, sel labels.Selector) error {
+	if sel == nil {
+		return nil
+	}
+	if n := len(sel.String()); n > p.Limits.MaxLength {
+		p.Metrics.LimitHit(LimitSelectorLength)
+		return apierrors.NewBadRequest(fmt.Sprintf(
+			"metric %q: the metric selector is %d characters long, over the limit of %d (--max-selector-length); select with fewer or shorter values, or ask the adapter's admin to raise --max-selector-length",
+			metric, n, p.Limits.MaxLength))
+	}
+	reqs, _ := sel.Requirements()
+	values := 0
+	for _, r := range reqs {
+		if op := r.Operator(); op == selection.In || op == selection.NotIn {
+			values += r.Values().Len()
+		}
+	}
+	if values > p.Limits.MaxValues {
+		p.Metrics.LimitHit(LimitSelectorValues)
+		return apierrors.NewBadRequest(fmt.Sprintf(
+			"metric %q: the metric selector lists %d values in its in/notin requirements, over the limit of %d (--max-selector-values); list fewer values, or ask the adapter's admin to raise --max-selector-values",
+			metric, values, p.Limits.MaxValues))
+	}
+	return nil
 }
 
 // quantity converts a source value to an API quantity with milli precision,

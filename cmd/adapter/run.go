@@ -84,8 +84,12 @@ func serve(ctx context.Context, o *options) error {
 	pods := provider.NewInformerPods(metaClient)
 
 	reg := legacyregistry.Registerer()
-	fetchTimeout := o.prometheus.Timeout
-	opts := provider.Options{Catalog: catalog.Current, Pods: pods, Metrics: provider.NewMetrics(reg)}
+	opts := provider.Options{
+		Catalog: catalog.Current,
+		Pods:    pods,
+		Metrics: provider.NewMetrics(reg),
+		Limits:  *o.selectors,
+	}
 	if o.prometheus.URL != "" {
 		client, err := prometheus.NewClient(o.prometheus)
 		if err != nil {
@@ -102,13 +106,9 @@ func serve(ctx context.Context, o *options) error {
 		}
 		defer src.Close()
 		opts.Kafka = src
-		for _, c := range cat.Kafka.Clusters {
-			fetchTimeout = max(fetchTimeout, c.RequestTimeout.Duration)
-		}
 	}
-	cacheOpts := o.cache
-	cacheOpts.FetchTimeout = fetchTimeout
-	opts.Cache = provider.NewCache(cacheOpts, nil, opts.Metrics)
+	o.cache.SetFetchTimeout(o.prometheus.Timeout, cat.Kafka.Clusters)
+	opts.Cache = provider.NewCache(*o.cache, nil, opts.Metrics)
 	p := provider.New(opts)
 
 	// Providers must be registered before Config() so their OpenAPI

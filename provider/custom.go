@@ -41,7 +41,7 @@ var kinds = map[schema.GroupResource]struct{ kind, apiVersion string }{
 // metric and namespace, grouped by pod, so all HPAs of a namespace share one
 // query; the pods are resolved from the watch cache.
 func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
-	defer func(start time.Time) { p.observe(config.APIPods, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(config.APIPods, info.Metric, start, err) }(time.Now())
 	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
 		return nil, err
 	}
@@ -73,7 +73,11 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		if !ok {
 			continue // a pod without data is left out; the HPA treats it as missing
 		}
-		list.Items = append(list.Items, metricValue(podsResource, namespace, name, ident, s))
+		v, err := metricValue(podsResource, namespace, name, ident, s)
+		if err != nil {
+			return nil, err
+		}
+		list.Items = append(list.Items, v)
 	}
 	if len(list.Items) == 0 {
 		return nil, notFound(fmt.Sprintf("no data for metric %q for any of the %d pods in namespace %q matching %q", info.Metric, len(names), namespace, selector))
@@ -88,7 +92,7 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	if info.GroupResource == podsResource {
 		api = config.APIPods
 	}
-	defer func(start time.Time) { p.observe(api, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(api, info.Metric, start, err) }(time.Now())
 	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
 		return nil, err
 	}
@@ -114,7 +118,10 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	}
 	for _, s := range samples {
 		if s.Labels[label] == name.Name {
-			v := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+			v, err := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+			if err != nil {
+				return nil, err
+			}
 			return &v, nil
 		}
 	}
@@ -192,15 +199,19 @@ func identifier(metric string, sel labels.Selector) custom_metrics.MetricIdentif
 	return id
 }
 
-func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) custom_metrics.MetricValue {
+func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) (custom_metrics.MetricValue, error) {
 	k, ok := kinds[gr]
 	if !ok {
 		k.kind, k.apiVersion = gr.Resource, gr.Group
+	}
+	q, err := quantity(fmt.Sprintf("metric %q for %s %q in namespace %q", id.Name, gr, name, namespace), s.Value)
+	if err != nil {
+		return custom_metrics.MetricValue{}, err
 	}
 	return custom_metrics.MetricValue{
 		DescribedObject: custom_metrics.ObjectReference{Kind: k.kind, APIVersion: k.apiVersion, Namespace: namespace, Name: name},
 		Metric:          id,
 		Timestamp:       metav1.NewTime(s.Timestamp),
-		Value:           quantity(s.Value),
-	}
+		Value:           q,
+	}, nil
 }

@@ -34,7 +34,7 @@ const namespaceKey = "namespace"
 // the selector names others the entry allow-lists, and Kafka entries read
 // only consumer groups the entry's group pattern allows for it.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
-	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(config.APIExternal, info.Metric, start, err) }(time.Now())
 	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
 		return nil, err
 	}
@@ -80,11 +80,15 @@ func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, 
 	}
 	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(samples))}
 	for _, s := range samples {
+		q, err := quantity(what, s.Value)
+		if err != nil {
+			return nil, err
+		}
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
 			MetricName:   m.Name,
 			MetricLabels: s.Labels,
 			Timestamp:    metav1.NewTime(s.Timestamp),
-			Value:        quantity(s.Value),
+			Value:        q,
 		})
 	}
 	return list, nil
@@ -150,6 +154,10 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		return nil, apiError(config.SourceKafka, what, err)
 	}
 	r := v.(kafka.Result)
+	value, err := quantity(what, r.Value)
+	if err != nil {
+		return nil, err
+	}
 	metricLabels := map[string]string{"cluster": q.Cluster, "group": q.Group}
 	if len(q.Topics) > 0 {
 		metricLabels["topic"] = strings.Join(q.Topics, ",")
@@ -158,6 +166,6 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		MetricName:   m.Name,
 		MetricLabels: metricLabels,
 		Timestamp:    metav1.NewTime(r.Time),
-		Value:        quantity(r.Value),
+		Value:        value,
 	}}}, nil
 }

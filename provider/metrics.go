@@ -39,6 +39,10 @@ const (
 var limits = []string{LimitCacheKeys, LimitCacheKeysPerNamespace, LimitConcurrentFetches, LimitRefreshesPerInterval,
 	LimitSelectorLength, LimitSelectorValues, LimitMaxRange}
 
+// unknownMetric is the metric label of requests for a name the catalog
+// does not have, so what callers type cannot grow the label set.
+const unknownMetric = "unknown"
+
 // Metrics are the adapter's own metrics about the requests it serves and
 // its cache. A nil *Metrics records nothing.
 type Metrics struct {
@@ -64,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_requests_total",
-			Help: "Metric API requests served, by API (pods, object, external), metric and HTTP status code.",
+			Help: "Metric API requests served, by API (pods, object, external), metric (\"unknown\" for a name not in the catalog) and HTTP status code.",
 		}, []string{"api", "metric", "code"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hpa_signals_request_duration_seconds",

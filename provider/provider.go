@@ -14,7 +14,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
@@ -64,6 +63,11 @@ type Options struct {
 	// Limits bound the metric selector of a request. A zero field means
 	// its default.
 	Limits SelectorLimits
+	// Redact lists internal addresses that API error messages must not
+	// show, such as AddressesOf the Prometheus URL; the catalog's Kafka
+	// broker addresses and IP addresses are always removed. The log keeps
+	// the full error.
+	Redact []string
 }
 
 // Provider implements the custom and external metrics providers of
@@ -106,8 +110,10 @@ func (p *Provider) fetch(source config.Source, call func(context.Context) (any, 
 	}
 }
 
-// observe records one request and logs failures that are not the caller's.
-func (p *Provider) observe(api config.API, metric string, start time.Time, err error) {
+// finish records a request and logs a failure with its full cause, and
+// returns the error the caller sees: err without internal addresses in its
+// message (see redact).
+func (p *Provider) finish(api config.API, metric string, start time.Time, err error) error {
 	code := http.StatusOK
 	if err != nil {
 		code = http.StatusInternalServerError
@@ -116,55 +122,29 @@ func (p *Provider) observe(api config.API, metric string, start time.Time, err e
 			code = int(status.Status().Code)
 		}
 	}
-	p.Metrics.observeRequest(string(api), metric, code, time.Since(start))
+	p.Metrics.observeRequest(string(api), p.metricLabel(metric), code, time.Since(start))
 	switch {
 	case code >= 500:
-		klog.ErrorS(err, "Metric request failed", "api", api, "metric", metric)
+		klog.ErrorS(detail(err), "Metric request failed", "api", api, "metric", metric, "code", code)
 	case code >= 400:
-		klog.V(2).InfoS("Metric request rejected", "api", api, "metric", metric, "code", code, "reason", err.Error())
+		klog.V(2).InfoS("Metric request rejected", "api", api, "metric", metric, "code", code, "reason", detail(err).Error())
 	}
-}
-
-// IsNoData reports whether a source error is an answer, "the source has no
-// data for this", rather than a failure: the API answers it with 404 and
-// the cache keeps it in place of the last value.
-func IsNoData(err error) bool {
-	return errors.Is(err, prometheus.ErrNoData) || errors.Is(err, kafka.ErrNoData) ||
-		errors.Is(err, kafka.ErrUnknownGroup) || errors.Is(err, kafka.ErrUnknownTopic)
-}
-
-// apiError turns a source, cache or selector error into the API status the
-// caller should see: no data is 404, a bad selector 400, a limit 429, and
-// anything else a 503 that names the source and cause, so an HPA holds its
-// replica count.
-func apiError(source config.Source, what string, err error) error {
-	var status apierrors.APIStatus
-	var limit *LimitError
-	switch {
-	case errors.As(err, &status):
-		return err
-	case errors.As(err, &limit):
-		// No Retry-After: client-go would retry a 429 that has one, up to
-		// ten times, holding the HPA controller's worker meanwhile.
-		return apierrors.NewTooManyRequests(fmt.Sprintf("%s: %v", what, limit), 0)
-	case IsNoData(err):
-		return notFound(fmt.Sprintf("%s: %v", what, err))
-	case errors.Is(err, prometheus.ErrInvalidSelector), errors.Is(err, kafka.ErrInvalidSelector):
-		return apierrors.NewBadRequest(fmt.Sprintf("%s: %v", what, err))
-	case errors.Is(err, context.Canceled):
-		return apierrors.NewTimeoutError(fmt.Sprintf("%s: request canceled", what), 0)
-	default:
-		return apierrors.NewServiceUnavailable(fmt.Sprintf("%s: %s source failed: %v", what, source, err))
+	if err == nil {
+		return nil
 	}
+	return p.redacted(err)
 }
 
-func notFound(msg string) error {
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusNotFound,
-		Reason:  metav1.StatusReasonNotFound,
-		Message: msg,
-	}}
+// metricLabel is the metric label of the adapter's own metrics for a
+// requested name: the name if the catalog has it, else "unknown", so what
+// callers type cannot grow the label set.
+func (p *Provider) metricLabel(name string) string {
+	for _, m := range p.Catalog().Metrics {
+		if m.Name == name {
+			return name
+		}
+	}
+	return unknownMetric
 }
 
 // checkSelector applies the selector limits to a request's metric selector.
@@ -194,10 +174,18 @@ func (p *Provider) checkSelector(metric string, sel labels.Selector) error {
 	return nil
 }
 
-// quantity converts a source value to an API quantity with milli precision,
-// which is what the HPA controller reads.
-func quantity(v float64) resource.Quantity {
-	return *resource.NewMilliQuantity(int64(math.Round(v*1000)), resource.DecimalSI)
+// quantity converts a source value to an API quantity with milli
+// precision, which is what the HPA controller reads. A value whose milli
+// value does not fit an int64 is an internal error saying so; what names
+// the value in it.
+func quantity(what string, v float64) (resource.Quantity, error) {
+	milli := math.Round(v * 1000)
+	if math.IsNaN(milli) || milli >= 1<<63 || milli < -(1<<63) {
+		return resource.Quantity{}, apierrors.NewInternalError(fmt.Errorf(
+			"%s: value %g is out of range: the metrics API carries values with milli precision in a 64-bit integer, at most ±%.4g; scale the catalog query's result down (e.g. divide it by 1000)",
+			what, v, float64(math.MaxInt64)/1000))
+	}
+	return *resource.NewMilliQuantity(int64(milli), resource.DecimalSI), nil
 }
 
 // withoutKeys returns sel without the requirements on keys, and those

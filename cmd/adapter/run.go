@@ -89,6 +89,7 @@ func serve(ctx context.Context, o *options) error {
 		Pods:    pods,
 		Metrics: provider.NewMetrics(reg),
 		Limits:  *o.selectors,
+		Redact:  provider.AddressesOf(o.prometheus.URL),
 	}
 	if o.prometheus.URL != "" {
 		client, err := prometheus.NewClient(o.prometheus)

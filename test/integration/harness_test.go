@@ -101,6 +101,7 @@ func newAdapter(t testing.TB, promURL string) *adapter {
 		Pods:       pods,
 		Cache:      cache,
 		Metrics:    metrics,
+		Redact:     provider.AddressesOf(promURL),
 	})
 
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)

@@ -1,112 +1,183 @@
 package provider
 
 import (
+	"container/list"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
-// CacheOptions tune the cache. All durations must be positive and
-// RefreshInterval must be shorter than StaleAfter and KeepAlive.
-type CacheOptions struct {
-	// RefreshInterval is how often a key that is being read is fetched again
-	// in the background. Keep it below the HPA sync period (15s by default)
-	// so every HPA evaluation sees a value refreshed since the last one.
-	RefreshInterval time.Duration
-	// StaleAfter bounds how old a served value may be. When refreshes fail
-	// for longer than this, reads answer with the refresh error instead of
-	// the old value, so HPAs hold their replica count.
-	StaleAfter time.Duration
-	// KeepAlive is how long a key stays cached and refreshed after its last
-	// read. Keys nobody reads for this long are dropped.
-	KeepAlive time.Duration
-	// FetchTimeout bounds one fetch. A foreground fetch is also bounded by
-	// the request's context.
-	FetchTimeout time.Duration
-	// RefreshConcurrency bounds how many background refreshes run at once.
-	// Zero means 4.
-	RefreshConcurrency int
+// Fetch reads a fresh answer for one key from a source. The cache stores
+// what it returns as is; a sample time, if the source has one, travels
+// inside the value. ctx carries the fetch timeout.
+type Fetch func(ctx context.Context) (any, error)
+
+// Key names one cached answer.
+type Key struct {
+	// Namespace is the namespace of the request, charged for the key. Keys
+	// of different namespaces are separate entries even when their Source
+	// and Query are equal, so one namespace's reads never hold, evict or
+	// reveal another's keys.
+	Namespace string
+	// Source names what the fetch asks, e.g. "prometheus"; the fetches of
+	// one source share its MaxConcurrentFetches slots.
+	Source string
+	// Query identifies the answer within the namespace and source, e.g. the
+	// PromQL.
+	Query string
 }
 
-// Fetch reads a fresh value for one key from a source. The value's sample
-// time is returned with it so served values carry when they were measured.
-type Fetch func(ctx context.Context) (any, error)
+func (k Key) String() string {
+	return fmt.Sprintf("%s query in namespace %q: %q", k.Source, k.Namespace, k.Query)
+}
+
+func (k Key) flightKey() string { return k.Namespace + "\x00" + k.Source + "\x00" + k.Query }
+
+// LimitError is the error of a read that a cache limit refused: there is no
+// room for a new key, or no fetch slot of the source within the fetch
+// timeout. The provider answers it with 429 Too Many Requests.
+type LimitError struct {
+	// Limit is the limit that refused the read, a Limit* constant.
+	Limit string
+	// Flag is the flag that raises the limit.
+	Flag string
+	// Namespace is the namespace whose read was refused.
+	Namespace string
+	// Source is the source of the refused read.
+	Source string
+
+	msg string
+}
+
+func (e *LimitError) Error() string { return e.msg }
+
+// errStopped ends a background refresh that had not started its fetch when
+// the refresh pass's context ended.
+var errStopped = errors.New("refresh pass stopped")
 
 // Cache keeps source answers by key and refreshes the keys that are being
 // read in the background, so warm reads never wait for a source.
 //
+// An answer is a value, or an error that CacheOptions.NoData classifies as
+// "no data": both are served until StaleAfter past their fetch, and a new
+// answer of either kind replaces the old one. Any other fetch error is a
+// failure: the last answer is still served until StaleAfter, and the
+// failure is remembered for one RefreshInterval, so a failing source is not
+// asked again by every reader.
+//
 // The first read of a key fetches in the foreground; concurrent reads of the
-// same missing key share that one fetch. Values are served until StaleAfter
-// past their last successful fetch; a failed fetch is remembered for one
-// refresh interval so a failing source is not asked again by every reader.
+// same missing key share that one fetch. Keys, fetches and refreshes are
+// bounded by the limits of CacheOptions.
 //
 // A Cache is safe for concurrent use. Run must be called for background
 // refreshes and expiry to happen.
 type Cache struct {
 	opts    CacheOptions
-	clock   clock.WithTicker
+	clock   clock.WithTickerAndDelayedExecution
 	metrics *Metrics
 
 	flight singleflight.Group
 
-	mu      sync.Mutex
-	entries map[string]*cacheEntry
+	// onSlotWait, if set, is called when a fetch starts waiting for a
+	// busy slot of its source; tests use it to know a wait has begun.
+	onSlotWait func(k Key, background bool)
+
+	mu          sync.Mutex
+	entries     map[Key]*cacheEntry
+	lru         *list.List            // every entry, most recently read first
+	byNamespace map[string]*list.List // each namespace's entries, most recently read first
+	slots       map[string]*semaphore.Weighted
+	window      time.Time // start of the current refresh budget window
+	refreshed   int       // background refreshes started in the window
 }
 
 type cacheEntry struct {
+	key   Key
 	fetch Fetch
 
-	value     any
-	fetchedAt time.Time // last successful fetch; zero if none
+	value      any       // last answer if it was a value
+	noData     error     // last answer if it was "no data"
+	answeredAt time.Time // time of the last answer; zero if none
 
-	err       error     // error of the last fetch if it failed
-	attempted time.Time // last fetch attempt, successful or not
+	err       error     // last fetch failure, cleared by an answer
+	attempted time.Time // last fetch attempt, answered or not
 
 	lastRead time.Time
+	fetching bool // a fetch of the key is in flight
 
 	// fetches counts completed fetches. A caller notes it when it decides
 	// to fetch; if it has moved by the time the shared fetch starts, a
 	// fetch finished in between and its outcome is used instead.
 	fetches uint64
+
+	all, inNamespace *list.Element // positions in Cache.lru and Cache.byNamespace
+	leftOut          time.Time     // refresh window in which the budget left this key out
+}
+
+// outcome is what the entry's last fetch produced.
+func (e *cacheEntry) outcome() (any, error) {
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.value, e.noData
 }
 
 // NewCache returns an empty cache. A nil clock means the real clock; nil
 // metrics record nothing.
-func NewCache(opts CacheOptions, clk clock.WithTicker, m *Metrics) *Cache {
+func NewCache(opts CacheOptions, clk clock.WithTickerAndDelayedExecution, m *Metrics) *Cache {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	if opts.RefreshConcurrency <= 0 {
-		opts.RefreshConcurrency = 4
+	return &Cache{
+		opts:        opts.withDefaults(),
+		clock:       clk,
+		metrics:     m,
+		entries:     map[Key]*cacheEntry{},
+		lru:         list.New(),
+		byNamespace: map[string]*list.List{},
+		slots:       map[string]*semaphore.Weighted{},
 	}
-	return &Cache{opts: opts, clock: clk, metrics: m, entries: map[string]*cacheEntry{}}
 }
 
-// Get returns the value cached under key, fetching it with fetch when there
-// is none or it is older than the staleness bound.
-func (c *Cache) Get(ctx context.Context, key string, fetch Fetch) (any, error) {
-	now := c.clock.Now()
-
+// Get returns the answer cached under k: a value, or the "no data" error.
+// It fetches with fetch when there is no answer or it is older than
+// StaleAfter, unless a fetch failed within the last RefreshInterval: then
+// it returns that failure. fetch is kept with a new key for its background
+// refreshes.
+//
+// A new key is charged to k.Namespace. If the namespace or the cache is
+// full, the least recently read key of the namespace (or of the cache) is
+// evicted, unless it was read within EvictAfterIdle: then Get fails with a
+// *LimitError. A fetch waits at most FetchTimeout for a slot of k.Source,
+// or Get fails with a *LimitError.
+func (c *Cache) Get(ctx context.Context, k Key, fetch Fetch) (any, error) {
 	c.mu.Lock()
-	e, ok := c.entries[key]
+	now := c.clock.Now()
+	e, ok := c.entries[k]
 	if !ok {
-		e = &cacheEntry{fetch: fetch}
-		c.entries[key] = e
-		c.metrics.setCacheEntries(len(c.entries))
+		if err := c.makeRoomLocked(k.Namespace, now); err != nil {
+			c.mu.Unlock()
+			c.metrics.LimitHit(err.Limit)
+			return nil, err
+		}
+		e = c.addLocked(k, fetch)
 	}
-	e.lastRead = now
-	value, fetchedAt, lastErr, attempted, seen := e.value, e.fetchedAt, e.err, e.attempted, e.fetches
+	c.touchLocked(e, now)
+	value, noData, answeredAt, lastErr, attempted, seen := e.value, e.noData, e.answeredAt, e.err, e.attempted, e.fetches
 	c.mu.Unlock()
 
-	if value != nil && now.Sub(fetchedAt) <= c.opts.StaleAfter {
-		c.metrics.cacheHit(now.Sub(fetchedAt))
-		return value, nil
+	if !answeredAt.IsZero() && now.Sub(answeredAt) <= c.opts.StaleAfter {
+		c.metrics.cacheHit(now.Sub(answeredAt))
+		return value, noData
 	}
 	if lastErr != nil && now.Sub(attempted) < c.opts.RefreshInterval {
 		// The source failed moments ago: answer with that failure instead of
@@ -115,26 +186,105 @@ func (c *Cache) Get(ctx context.Context, key string, fetch Fetch) (any, error) {
 		return nil, lastErr
 	}
 	c.metrics.cacheMiss()
-	return c.fetch(ctx, key, seen)
+	return c.fetch(ctx, k, seen, false)
+}
+
+// makeRoomLocked evicts what a new key of namespace ns needs, or returns
+// the limit that refuses it.
+func (c *Cache) makeRoomLocked(ns string, now time.Time) *LimitError {
+	if l := c.byNamespace[ns]; l != nil && l.Len() >= c.opts.MaxKeysPerNamespace {
+		oldest := l.Back().Value.(*cacheEntry)
+		if now.Sub(oldest.lastRead) < c.opts.EvictAfterIdle {
+			return &LimitError{Limit: LimitCacheKeysPerNamespace, Flag: "--max-cache-keys-per-namespace", Namespace: ns, msg: fmt.Sprintf(
+				"%s has %d cached values, the most --max-cache-keys-per-namespace allows, and each was read within the last %s; read fewer distinct metric and selector combinations, or raise --max-cache-keys-per-namespace",
+				describeNamespace(ns), l.Len(), c.opts.EvictAfterIdle)}
+		}
+		c.removeLocked(oldest)
+		c.metrics.cacheEvicted()
+	}
+	if c.lru.Len() >= c.opts.MaxKeys {
+		oldest := c.lru.Back().Value.(*cacheEntry)
+		if now.Sub(oldest.lastRead) < c.opts.EvictAfterIdle {
+			return &LimitError{Limit: LimitCacheKeys, Flag: "--max-cache-keys", Namespace: ns, msg: fmt.Sprintf(
+				"no room for a new cached value of %s: the cache holds %d values, the most --max-cache-keys allows, and each was read within the last %s; raise --max-cache-keys",
+				describeNamespace(ns), c.lru.Len(), c.opts.EvictAfterIdle)}
+		}
+		c.removeLocked(oldest)
+		c.metrics.cacheEvicted()
+	}
+	return nil
+}
+
+func describeNamespace(ns string) string {
+	if ns == "" {
+		return "the cluster scope (requests outside any namespace)"
+	}
+	return fmt.Sprintf("namespace %q", ns)
+}
+
+func (c *Cache) addLocked(k Key, fetch Fetch) *cacheEntry {
+	e := &cacheEntry{key: k, fetch: fetch}
+	c.entries[k] = e
+	e.all = c.lru.PushFront(e)
+	l := c.byNamespace[k.Namespace]
+	if l == nil {
+		l = list.New()
+		c.byNamespace[k.Namespace] = l
+	}
+	e.inNamespace = l.PushFront(e)
+	c.metrics.setCacheEntries(len(c.entries))
+	return e
+}
+
+func (c *Cache) touchLocked(e *cacheEntry, now time.Time) {
+	e.lastRead = now
+	c.lru.MoveToFront(e.all)
+	c.byNamespace[e.key.Namespace].MoveToFront(e.inNamespace)
+}
+
+func (c *Cache) removeLocked(e *cacheEntry) {
+	delete(c.entries, e.key)
+	c.lru.Remove(e.all)
+	l := c.byNamespace[e.key.Namespace]
+	l.Remove(e.inNamespace)
+	if l.Len() == 0 {
+		delete(c.byNamespace, e.key.Namespace)
+	}
+	c.metrics.setCacheEntries(len(c.entries))
 }
 
 // fetch runs the key's fetch once for all concurrent callers and stores the
-// outcome. A caller whose context ends stops waiting; the shared fetch goes
-// on (bounded by FetchTimeout) so the other callers still get its answer.
-func (c *Cache) fetch(ctx context.Context, key string, seen uint64) (any, error) {
-	ch := c.flight.DoChan(key, func() (any, error) {
+// outcome. A foreground caller whose context ends stops waiting; the shared
+// fetch goes on (bounded by FetchTimeout) so the other callers still get its
+// answer. A background fetch waits for a slot of its source until ctx ends
+// and starts no fetch after that; a foreground one waits at most
+// FetchTimeout.
+func (c *Cache) fetch(ctx context.Context, k Key, seen uint64, background bool) (any, error) {
+	ch := c.flight.DoChan(k.flightKey(), func() (any, error) {
 		c.mu.Lock()
-		e, ok := c.entries[key]
+		e, ok := c.entries[k]
 		if ok && e.fetches != seen {
 			// A fetch completed after this caller looked at the entry.
-			v, err := e.value, e.err
+			v, err := e.outcome()
 			c.mu.Unlock()
 			return v, err
 		}
-		c.mu.Unlock()
 		if !ok {
-			return nil, fmt.Errorf("cache key %q expired while fetching", key)
+			c.mu.Unlock()
+			return nil, fmt.Errorf("%s: the cached value was dropped before its fetch started", k)
 		}
+		e.fetching = true
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			e.fetching = false
+			c.mu.Unlock()
+		}()
+		release, err := c.acquire(ctx, k, background)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.FetchTimeout)
 		defer cancel()
 		v, err := e.fetch(fctx)
@@ -144,19 +294,68 @@ func (c *Cache) fetch(ctx context.Context, key string, seen uint64) (any, error)
 		defer c.mu.Unlock()
 		e.attempted = now
 		e.fetches++
-		if err != nil {
+		switch {
+		case err == nil:
+			e.value, e.noData, e.answeredAt, e.err = v, nil, now, nil
+		case c.opts.NoData(err):
+			e.value, e.noData, e.answeredAt, e.err = nil, err, now, nil
+		default:
 			e.err = err
-			return nil, err
 		}
-		e.value, e.fetchedAt, e.err = v, now, nil
-		return v, nil
+		return v, err
 	})
+	if background {
+		// The refresh pass waits for what it started: the fetch is bounded
+		// by FetchTimeout, and a slot wait ends with ctx.
+		r := <-ch
+		return r.Val, r.Err
+	}
 	select {
 	case r := <-ch:
 		return r.Val, r.Err
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for source: %w", ctx.Err())
 	}
+}
+
+// acquire takes a fetch slot of k's source and returns its release.
+func (c *Cache) acquire(ctx context.Context, k Key, background bool) (release func(), err error) {
+	c.mu.Lock()
+	sem := c.slots[k.Source]
+	if sem == nil {
+		sem = semaphore.NewWeighted(int64(c.opts.MaxConcurrentFetches))
+		c.slots[k.Source] = sem
+	}
+	c.mu.Unlock()
+	if background && ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", errStopped, ctx.Err())
+	}
+	release = func() { sem.Release(1) }
+	if sem.TryAcquire(1) {
+		return release, nil
+	}
+	if c.onSlotWait != nil {
+		c.onSlotWait(k, background)
+	}
+	if background {
+		if err := sem.Acquire(ctx, 1); err != nil {
+			return nil, fmt.Errorf("%w: %w", errStopped, err)
+		}
+		return release, nil
+	}
+	// The wait is bounded by the cache's clock, not by the caller: the
+	// fetch is shared with other callers, who may wait longer.
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	timer := c.clock.AfterFunc(c.opts.FetchTimeout, cancel)
+	defer timer.Stop()
+	if err := sem.Acquire(wctx, 1); err != nil {
+		c.metrics.LimitHit(LimitConcurrentFetches)
+		return nil, &LimitError{Limit: LimitConcurrentFetches, Flag: "--max-concurrent-fetches", Namespace: k.Namespace, Source: k.Source, msg: fmt.Sprintf(
+			"%s source: all %d fetch slots stayed busy for %s, the fetch timeout; raise --max-concurrent-fetches if %s can take more concurrent queries",
+			k.Source, c.opts.MaxConcurrentFetches, c.opts.FetchTimeout, k.Source)}
+	}
+	return release, nil
 }
 
 // Run refreshes keys read within KeepAlive every RefreshInterval and drops
@@ -178,42 +377,93 @@ func (c *Cache) Run(ctx context.Context) {
 	}
 }
 
-// RefreshDue runs one pass of the background loop: it drops expired keys and
-// refetches the keys whose last fetch attempt is at least RefreshInterval
-// old, and returns when those fetches are done.
+// RefreshDue runs one pass of the background loop: it drops the keys not
+// read within KeepAlive and refetches the keys whose last fetch attempt is
+// at least RefreshInterval old and that are not being fetched already, most
+// recently read first, as far as the
+// MaxRefreshesPerInterval budget of the current interval allows; the keys
+// left out stay due for the next pass. Each source's refreshes run at most
+// MaxConcurrentFetches at a time, sharing the source's slots with
+// foreground fetches. Once ctx is done no further fetch is started; the
+// pass returns when the fetches it started are done.
 func (c *Cache) RefreshDue(ctx context.Context) {
-	now := c.clock.Now()
 	type dueKey struct {
-		key  string
-		seen uint64
+		key      Key
+		seen     uint64
+		lastRead time.Time
 	}
 	var due []dueKey
+	leftOut := 0
 	c.mu.Lock()
-	for key, e := range c.entries {
+	now := c.clock.Now()
+	for _, e := range c.entries {
 		switch {
 		case now.Sub(e.lastRead) > c.opts.KeepAlive:
-			delete(c.entries, key)
+			c.removeLocked(e)
 			c.metrics.cacheExpired()
-		case now.Sub(e.attempted) >= c.opts.RefreshInterval:
-			due = append(due, dueKey{key, e.fetches})
+		case !e.fetching && now.Sub(e.attempted) >= c.opts.RefreshInterval:
+			due = append(due, dueKey{e.key, e.fetches, e.lastRead})
 		}
 	}
-	c.metrics.setCacheEntries(len(c.entries))
-	c.mu.Unlock()
-
-	var g errgroup.Group
-	g.SetLimit(c.opts.RefreshConcurrency)
-	for _, d := range due {
-		g.Go(func() error {
-			_, err := c.fetch(ctx, d.key, d.seen)
-			c.metrics.cacheRefresh(err)
-			if err != nil {
-				klog.V(2).InfoS("Background refresh failed", "key", d.key, "err", err)
+	if now.Sub(c.window) >= c.opts.RefreshInterval {
+		c.window, c.refreshed = now, 0
+	}
+	slices.SortFunc(due, func(a, b dueKey) int { return b.lastRead.Compare(a.lastRead) })
+	if budget := c.opts.MaxRefreshesPerInterval - c.refreshed; len(due) > budget {
+		for _, d := range due[budget:] {
+			// Count each key once per interval, not once per pass.
+			if e := c.entries[d.key]; !e.leftOut.Equal(c.window) {
+				e.leftOut = c.window
+				leftOut++
 			}
-			return nil
+		}
+		due = due[:budget]
+	}
+	c.refreshed += len(due)
+	c.mu.Unlock()
+	c.metrics.addLimitHits(LimitRefreshesPerInterval, leftOut)
+
+	bySource := map[string][]dueKey{}
+	var sources []string
+	for _, d := range due {
+		if _, ok := bySource[d.key.Source]; !ok {
+			sources = append(sources, d.key.Source)
+		}
+		bySource[d.key.Source] = append(bySource[d.key.Source], d)
+	}
+	var wg sync.WaitGroup
+	for _, source := range sources {
+		wg.Go(func() {
+			var g errgroup.Group
+			g.SetLimit(c.opts.MaxConcurrentFetches)
+			for _, d := range bySource[source] {
+				g.Go(func() error {
+					_, err := c.fetch(ctx, d.key, d.seen, true)
+					if errors.Is(err, errStopped) {
+						return nil
+					}
+					c.metrics.cacheRefresh(c.refreshResult(err))
+					if err != nil && !c.opts.NoData(err) {
+						klog.V(2).InfoS("Background refresh failed", "key", d.key.String(), "err", err)
+					}
+					return nil
+				})
+			}
+			_ = g.Wait()
 		})
 	}
-	_ = g.Wait()
+	wg.Wait()
+}
+
+func (c *Cache) refreshResult(err error) string {
+	switch {
+	case err == nil:
+		return "success"
+	case c.opts.NoData(err):
+		return "no_data"
+	default:
+		return "error"
+	}
 }
 
 // Len returns the number of cached keys.

@@ -11,6 +11,8 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 )
 
+var testKey = Key{Namespace: "team-a", Source: "prometheus", Query: "k"}
+
 var testCacheOptions = CacheOptions{
 	RefreshInterval: 10 * time.Second,
 	StaleAfter:      time.Minute,
@@ -55,7 +57,7 @@ func newTestCache() (*Cache, *clocktesting.FakeClock) {
 
 func mustGet(t *testing.T, c *Cache, src *source, want int) {
 	t.Helper()
-	v, err := c.Get(context.Background(), "k", src.fetch)
+	v, err := c.Get(context.Background(), testKey, src.fetch)
 	if err != nil {
 		t.Fatalf("Get: unexpected error %v", err)
 	}
@@ -111,7 +113,7 @@ func TestCacheServesLastValueUntilStaleThenFails(t *testing.T) {
 	}
 
 	clk.Step(time.Second) // 61s since the last good fetch
-	_, err := c.Get(context.Background(), "k", src.fetch)
+	_, err := c.Get(context.Background(), testKey, src.fetch)
 	if !errors.Is(err, outage) {
 		t.Fatalf("Get past the staleness bound = %v, want the refresh error", err)
 	}
@@ -127,7 +129,7 @@ func TestCacheRemembersFailureForOneInterval(t *testing.T) {
 	outage := errors.New("timeout")
 	src := &source{err: outage}
 	for range 3 {
-		if _, err := c.Get(context.Background(), "k", src.fetch); !errors.Is(err, outage) {
+		if _, err := c.Get(context.Background(), testKey, src.fetch); !errors.Is(err, outage) {
 			t.Fatalf("Get = %v, want %v", err, outage)
 		}
 	}
@@ -176,7 +178,7 @@ func TestCacheSharesOneFetchAmongConcurrentMisses(t *testing.T) {
 	for range 100 {
 		wg.Go(func() {
 			started <- struct{}{}
-			v, err := c.Get(context.Background(), "k", fetch)
+			v, err := c.Get(context.Background(), testKey, fetch)
 			if err != nil {
 				t.Errorf("Get: %v", err)
 			}
@@ -215,14 +217,14 @@ func TestCacheCallerContextEndsWaitNotFetch(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := c.Get(ctx, "k", fetch); !errors.Is(err, context.Canceled) {
+	if _, err := c.Get(ctx, testKey, fetch); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Get with a canceled context = %v, want context.Canceled", err)
 	}
 	close(release)
 	// The shared fetch completed for the next caller.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		v, err := c.Get(context.Background(), "k", fetch)
+		v, err := c.Get(context.Background(), testKey, fetch)
 		if err == nil && v == 5 {
 			return
 		}
@@ -247,7 +249,7 @@ func TestCacheNeverFetchesTwiceForOneMiss(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		for range 100 {
-			wg.Go(func() { _, _ = c.Get(context.Background(), "k", fetch) })
+			wg.Go(func() { _, _ = c.Get(context.Background(), testKey, fetch) })
 		}
 		wg.Wait()
 		if n := calls.Load(); n != 1 {

@@ -43,7 +43,10 @@ var kinds = map[schema.GroupResource]struct{ kind, apiVersion string }{
 // metric and namespace, grouped by pod, so all HPAs of a namespace share one
 // query; the pods are resolved from the watch cache.
 func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
-	defer func(start time.Time) { p.observe(config.APIPods, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(config.APIPods, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	if info.GroupResource != podsResource {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %q: only pods can be selected by label; name the %s object instead", info.Metric, info.GroupResource))
 	}
@@ -52,7 +55,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		return nil, err
 	}
 	podLabel := cat.Prometheus.Labels.Pod
-	samples, err := p.prometheusSamples(ctx, cat, m, namespace, podLabel, metricSelector)
+	samples, err := p.prometheusSamples(ctx, cat, m, namespace, namespace, podLabel, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +75,11 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		if !ok {
 			continue // a pod without data is left out; the HPA treats it as missing
 		}
-		list.Items = append(list.Items, metricValue(podsResource, namespace, name, ident, s))
+		v, err := metricValue(podsResource, namespace, name, ident, s)
+		if err != nil {
+			return nil, err
+		}
+		list.Items = append(list.Items, v)
 	}
 	if len(list.Items) == 0 {
 		return nil, notFound(fmt.Sprintf("no data for metric %q for any of the %d pods in namespace %q matching %q", info.Metric, len(names), namespace, selector))
@@ -98,7 +105,10 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	if info.GroupResource == podsResource {
 		api = config.APIPods
 	}
-	defer func(start time.Time) { p.observe(api, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(api, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	cat, m, err := p.lookup(info.Metric, api, name.Namespace)
 	if err != nil {
 		return nil, err
@@ -122,13 +132,16 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 		return nil, notFound(fmt.Sprintf("metric %q for %s %q: %s live in namespaces; ask under /namespaces/<namespace>/%s/%s/%s",
 			info.Metric, info.GroupResource, name.Name, info.GroupResource, info.GroupResource, name.Name, info.Metric))
 	}
-	samples, err := p.prometheusSamples(ctx, cat, m, namespace, label, metricSelector)
+	samples, err := p.prometheusSamples(ctx, cat, m, name.Namespace, namespace, label, metricSelector)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range samples {
 		if s.Labels[label] == name.Name {
-			v := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+			v, err := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+			if err != nil {
+				return nil, err
+			}
 			return &v, nil
 		}
 	}
@@ -170,19 +183,20 @@ func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 }
 
 // prometheusSamples answers from the cache the entry's query over one
-// namespace grouped by groupLabel.
-func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
+// namespace grouped by groupLabel; caller is the request's namespace.
+func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, caller, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
 	what := fmt.Sprintf("metric %q in namespace %q", m.Name, namespace)
 	if m.Source != config.SourcePrometheus {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
 	}
 	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}, MaxRange: cat.Prometheus.MaxRange.Duration}
-	return p.queryPrometheus(ctx, what, m, scope, metricSelector)
+	return p.queryPrometheus(ctx, caller, what, m, scope, metricSelector)
 }
 
 // queryPrometheus builds the entry's query for scope and answers it from
-// the cache; what names the request in errors.
-func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
+// the cache, charging the key to the caller's namespace; what names the
+// request in errors.
+func (p *Provider) queryPrometheus(ctx context.Context, caller, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
 	if p.Prometheus == nil {
 		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
@@ -193,10 +207,14 @@ func (p *Provider) queryPrometheus(ctx context.Context, what string, m *config.M
 		klog.ErrorS(err, "Refused to run a query that reads outside its scope", "metric", m.Name)
 		return nil, apierrors.NewInternalError(fmt.Errorf("%s: the entry's query would read outside the request's scope, so it was not run; the adapter's log has the query", what))
 	}
+	if errors.Is(err, prometheus.ErrRangeTooLong) {
+		p.Metrics.LimitHit(LimitMaxRange)
+	}
 	if err != nil {
 		return nil, apiError(config.SourcePrometheus, what, err)
 	}
-	v, err := p.Cache.Get(ctx, "prometheus\x00"+promql, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
+	key := Key{Namespace: caller, Source: string(config.SourcePrometheus), Query: promql}
+	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
 		return p.Prometheus.Query(ctx, promql)
 	}))
 	if err != nil {
@@ -215,15 +233,19 @@ func identifier(metric string, sel labels.Selector) custom_metrics.MetricIdentif
 	return id
 }
 
-func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) custom_metrics.MetricValue {
+func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) (custom_metrics.MetricValue, error) {
 	k, ok := kinds[gr]
 	if !ok {
 		k.kind, k.apiVersion = gr.Resource, gr.Group
+	}
+	q, err := quantity(fmt.Sprintf("metric %q for %s %q in namespace %q", id.Name, gr, name, namespace), s.Value)
+	if err != nil {
+		return custom_metrics.MetricValue{}, err
 	}
 	return custom_metrics.MetricValue{
 		DescribedObject: custom_metrics.ObjectReference{Kind: k.kind, APIVersion: k.apiVersion, Namespace: namespace, Name: name},
 		Metric:          id,
 		Timestamp:       metav1.NewTime(s.Timestamp),
-		Value:           quantity(s.Value),
-	}
+		Value:           q,
+	}, nil
 }

@@ -36,7 +36,10 @@ const namespaceKey = "namespace"
 // of those, only topics the group has committed offsets for or the entry
 // allows.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
-	defer func(start time.Time) { p.observe(config.APIExternal, info.Metric, start, err) }(time.Now())
+	defer func(start time.Time) { err = p.finish(config.APIExternal, info.Metric, start, err) }(time.Now())
+	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
+		return nil, err
+	}
 	cat, m, err := p.lookup(info.Metric, config.APIExternal, namespace)
 	if err != nil {
 		return nil, err
@@ -85,17 +88,21 @@ func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, 
 		scope.Namespaces, sel = namespaces, rest
 		what = fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
 	}
-	samples, err := p.queryPrometheus(ctx, what, m, scope, sel)
+	samples, err := p.queryPrometheus(ctx, namespace, what, m, scope, sel)
 	if err != nil {
 		return nil, err
 	}
 	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(samples))}
 	for _, s := range samples {
+		q, err := quantity(what, s.Value)
+		if err != nil {
+			return nil, err
+		}
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
 			MetricName:   m.Name,
 			MetricLabels: s.Labels,
 			Timestamp:    metav1.NewTime(s.Timestamp),
-			Value:        quantity(s.Value),
+			Value:        q,
 		})
 	}
 	return list, nil
@@ -152,16 +159,22 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		return nil, kafkaNotFound(m, namespace, kafka.GroupNotFound(q.Cluster, q.Group))
 	}
 	q.AllowedTopics = m.Kafka.AllowedTopicsFor(namespace)
-	v, err := p.Cache.Get(ctx, "kafka\x00"+m.Name+"\x00"+q.Key(), p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
+	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
+	key := Key{Namespace: namespace, Source: string(config.SourceKafka), Query: m.Name + "\x00" + q.Key()}
+	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
 		return p.Kafka.Evaluate(ctx, q)
 	}))
 	if errors.Is(err, kafka.ErrUnknownGroup) || errors.Is(err, kafka.ErrUnknownTopic) {
 		return nil, kafkaNotFound(m, namespace, err)
 	}
 	if err != nil {
-		return nil, apiError(config.SourceKafka, fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster), err)
+		return nil, apiError(config.SourceKafka, what, err)
 	}
 	r := v.(kafka.Result)
+	value, err := quantity(what, r.Value)
+	if err != nil {
+		return nil, err
+	}
 	metricLabels := map[string]string{"cluster": q.Cluster, "group": q.Group}
 	if len(q.Topics) > 0 {
 		metricLabels["topic"] = strings.Join(q.Topics, ",")
@@ -170,7 +183,7 @@ func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *co
 		MetricName:   m.Name,
 		MetricLabels: metricLabels,
 		Timestamp:    metav1.NewTime(r.Time),
-		Value:        quantity(r.Value),
+		Value:        value,
 	}}}, nil
 }
 

@@ -9,9 +9,39 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hpa-signals/hpa-signals/config"
-	"github.com/hpa-signals/hpa-signals/sources/kafka"
-	promsource "github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
+
+// The limits counted by hpa_signals_limit_hits_total, the values of its
+// limit label.
+const (
+	// LimitCacheKeys: a new key found the cache full (--max-cache-keys).
+	LimitCacheKeys = "cache_keys"
+	// LimitCacheKeysPerNamespace: a new key found its namespace full
+	// (--max-cache-keys-per-namespace).
+	LimitCacheKeysPerNamespace = "cache_keys_per_namespace"
+	// LimitConcurrentFetches: a request got no fetch slot within the fetch
+	// timeout (--max-concurrent-fetches).
+	LimitConcurrentFetches = "concurrent_fetches"
+	// LimitRefreshesPerInterval: a due key was left for a later interval,
+	// counted once per key and interval (--max-refreshes-per-interval).
+	LimitRefreshesPerInterval = "refreshes_per_interval"
+	// LimitSelectorLength: a metric selector was too long
+	// (--max-selector-length).
+	LimitSelectorLength = "selector_length"
+	// LimitSelectorValues: a metric selector listed too many in/notin
+	// values (--max-selector-values).
+	LimitSelectorValues = "selector_values"
+	// LimitMaxRange: a query range exceeded the catalog's
+	// prometheus.maxRange.
+	LimitMaxRange = "max_range"
+)
+
+var limits = []string{LimitCacheKeys, LimitCacheKeysPerNamespace, LimitConcurrentFetches, LimitRefreshesPerInterval,
+	LimitSelectorLength, LimitSelectorValues, LimitMaxRange}
+
+// unknownMetric is the metric label of requests for a name the catalog
+// does not have, so what callers type cannot grow the label set.
+const unknownMetric = "unknown"
 
 // Metrics are the adapter's own metrics about the requests it serves and
 // its cache. A nil *Metrics records nothing.
@@ -26,8 +56,11 @@ type Metrics struct {
 	cacheMisses    prometheus.Counter
 	cacheRefreshes *prometheus.CounterVec
 	cacheExpiries  prometheus.Counter
+	cacheEvictions prometheus.Counter
 	cacheEntries   prometheus.Gauge
 	cacheValueAge  prometheus.Histogram
+
+	limitHits *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -35,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_requests_total",
-			Help: "Metric API requests served, by API (pods, object, external), metric and HTTP status code.",
+			Help: "Metric API requests served, by API (pods, object, external), metric (\"unknown\" for a name not in the catalog) and HTTP status code.",
 		}, []string{"api", "metric", "code"}),
 		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hpa_signals_request_duration_seconds",
@@ -61,11 +94,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		cacheRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_cache_refreshes_total",
-			Help: "Background refreshes, by result (success, error).",
+			Help: "Background refreshes, by result (success, no_data, error).",
 		}, []string{"result"}),
 		cacheExpiries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hpa_signals_cache_expired_total",
 			Help: "Keys dropped because nobody read them within the keep-alive window.",
+		}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hpa_signals_cache_evictions_total",
+			Help: "Keys dropped to make room for a new key under --max-cache-keys or --max-cache-keys-per-namespace.",
 		}),
 		cacheEntries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hpa_signals_cache_entries",
@@ -76,12 +113,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Age of the values served from memory, since their fetch.",
 			Buckets: []float64{1, 2, 5, 10, 15, 30, 60, 120, 300},
 		}),
+		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hpa_signals_limit_hits_total",
+			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range.",
+		}, []string{"limit"}),
+	}
+	for _, l := range limits {
+		m.limitHits.WithLabelValues(l) // every limit is exported, at 0 until hit
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.requestDuration, m.sourceQueries, m.sourceDuration, m.cacheHits, m.cacheMisses,
-			m.cacheRefreshes, m.cacheExpiries, m.cacheEntries, m.cacheValueAge)
+			m.cacheRefreshes, m.cacheExpiries, m.cacheEvictions, m.cacheEntries, m.cacheValueAge, m.limitHits)
 	}
 	return m
+}
+
+// LimitHit counts one refusal by limit, a Limit* constant.
+func (m *Metrics) LimitHit(limit string) { m.addLimitHits(limit, 1) }
+
+func (m *Metrics) addLimitHits(limit string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.limitHits.WithLabelValues(limit).Add(float64(n))
 }
 
 func (m *Metrics) observeRequest(api, metric string, code int, d time.Duration) {
@@ -105,7 +159,7 @@ func sourceResult(err error) string {
 	switch {
 	case err == nil:
 		return "success"
-	case errors.Is(err, promsource.ErrNoData), errors.Is(err, kafka.ErrNoData), errors.Is(err, kafka.ErrUnknownGroup):
+	case IsNoData(err):
 		return "no_data"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
@@ -138,15 +192,18 @@ func (m *Metrics) cacheMiss() {
 	m.cacheMisses.Inc()
 }
 
-func (m *Metrics) cacheRefresh(err error) {
+func (m *Metrics) cacheRefresh(result string) {
 	if m == nil {
 		return
 	}
-	result := "success"
-	if err != nil {
-		result = "error"
-	}
 	m.cacheRefreshes.WithLabelValues(result).Inc()
+}
+
+func (m *Metrics) cacheEvicted() {
+	if m == nil {
+		return
+	}
+	m.cacheEvictions.Inc()
 }
 
 func (m *Metrics) cacheExpired() {

@@ -14,9 +14,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/klog/v2"
 
 	"github.com/hpa-signals/hpa-signals/config"
@@ -60,6 +60,14 @@ type Options struct {
 	Cache *Cache
 	// Metrics records requests. If nil, nothing is recorded.
 	Metrics *Metrics
+	// Limits bound the metric selector of a request. A zero field means
+	// its default.
+	Limits SelectorLimits
+	// Redact lists internal addresses that API error messages must not
+	// show, such as AddressesOf the Prometheus URL; the catalog's Kafka
+	// broker addresses and IP addresses are always removed. The log keeps
+	// the full error.
+	Redact []string
 }
 
 // Provider implements the custom and external metrics providers of
@@ -70,6 +78,7 @@ type Provider struct {
 
 // New returns a Provider.
 func New(opts Options) *Provider {
+	opts.Limits = opts.Limits.withDefaults()
 	return &Provider{Options: opts}
 }
 
@@ -99,8 +108,10 @@ func (p *Provider) fetch(source config.Source, call func(context.Context) (any, 
 	}
 }
 
-// observe records one request and logs failures that are not the caller's.
-func (p *Provider) observe(api config.API, metric string, start time.Time, err error) {
+// finish records a request and logs a failure with its full cause, and
+// returns the error the caller sees: err without internal addresses in its
+// message (see redact).
+func (p *Provider) finish(api config.API, metric string, start time.Time, err error) error {
 	code := http.StatusOK
 	if err != nil {
 		code = http.StatusInternalServerError
@@ -109,47 +120,70 @@ func (p *Provider) observe(api config.API, metric string, start time.Time, err e
 			code = int(status.Status().Code)
 		}
 	}
-	p.Metrics.observeRequest(string(api), metric, code, time.Since(start))
+	p.Metrics.observeRequest(string(api), p.metricLabel(metric), code, time.Since(start))
 	switch {
 	case code >= 500:
-		klog.ErrorS(err, "Metric request failed", "api", api, "metric", metric)
+		klog.ErrorS(detail(err), "Metric request failed", "api", api, "metric", metric, "code", code)
 	case code >= 400:
-		klog.V(2).InfoS("Metric request rejected", "api", api, "metric", metric, "code", code, "reason", err.Error())
+		klog.V(2).InfoS("Metric request rejected", "api", api, "metric", metric, "code", code, "reason", detail(err).Error())
 	}
-}
-
-// apiError turns a source or selector error into the API status the caller
-// should see: no data is 404, a bad selector 400, anything else a 503 that
-// names the source and cause, so an HPA holds its replica count.
-func apiError(source config.Source, what string, err error) error {
-	var status apierrors.APIStatus
-	switch {
-	case errors.As(err, &status):
-		return err
-	case errors.Is(err, prometheus.ErrNoData), errors.Is(err, kafka.ErrNoData), errors.Is(err, kafka.ErrUnknownGroup):
-		return notFound(fmt.Sprintf("%s: %v", what, err))
-	case errors.Is(err, prometheus.ErrInvalidSelector), errors.Is(err, kafka.ErrInvalidSelector):
-		return apierrors.NewBadRequest(fmt.Sprintf("%s: %v", what, err))
-	case errors.Is(err, context.Canceled):
-		return apierrors.NewTimeoutError(fmt.Sprintf("%s: request canceled", what), 0)
-	default:
-		return apierrors.NewServiceUnavailable(fmt.Sprintf("%s: %s source failed: %v", what, source, err))
+	if err == nil {
+		return nil
 	}
+	return p.redacted(err)
 }
 
-func notFound(msg string) error {
-	return &apierrors.StatusError{ErrStatus: metav1.Status{
-		Status:  metav1.StatusFailure,
-		Code:    http.StatusNotFound,
-		Reason:  metav1.StatusReasonNotFound,
-		Message: msg,
-	}}
+// metricLabel is the metric label of the adapter's own metrics for a
+// requested name: the name if the catalog has it, else "unknown", so what
+// callers type cannot grow the label set.
+func (p *Provider) metricLabel(name string) string {
+	for _, m := range p.Catalog().Metrics {
+		if m.Name == name {
+			return name
+		}
+	}
+	return unknownMetric
 }
 
-// quantity converts a source value to an API quantity with milli precision,
-// which is what the HPA controller reads.
-func quantity(v float64) resource.Quantity {
-	return *resource.NewMilliQuantity(int64(math.Round(v*1000)), resource.DecimalSI)
+// checkSelector applies the selector limits to a request's metric selector.
+func (p *Provider) checkSelector(metric string, sel labels.Selector) error {
+	if sel == nil {
+		return nil
+	}
+	if n := len(sel.String()); n > p.Limits.MaxLength {
+		p.Metrics.LimitHit(LimitSelectorLength)
+		return apierrors.NewBadRequest(fmt.Sprintf(
+			"metric %q: the metric selector is %d characters long, over the limit of %d (--max-selector-length); select with fewer or shorter values, or ask the adapter's admin to raise --max-selector-length",
+			metric, n, p.Limits.MaxLength))
+	}
+	reqs, _ := sel.Requirements()
+	values := 0
+	for _, r := range reqs {
+		if op := r.Operator(); op == selection.In || op == selection.NotIn {
+			values += r.Values().Len()
+		}
+	}
+	if values > p.Limits.MaxValues {
+		p.Metrics.LimitHit(LimitSelectorValues)
+		return apierrors.NewBadRequest(fmt.Sprintf(
+			"metric %q: the metric selector lists %d values in its in/notin requirements, over the limit of %d (--max-selector-values); list fewer values, or ask the adapter's admin to raise --max-selector-values",
+			metric, values, p.Limits.MaxValues))
+	}
+	return nil
+}
+
+// quantity converts a source value to an API quantity with milli
+// precision, which is what the HPA controller reads. A value whose milli
+// value does not fit an int64 is an internal error saying so; what names
+// the value in it.
+func quantity(what string, v float64) (resource.Quantity, error) {
+	milli := math.Round(v * 1000)
+	if math.IsNaN(milli) || milli >= 1<<63 || milli < -(1<<63) {
+		return resource.Quantity{}, apierrors.NewInternalError(fmt.Errorf(
+			"%s: value %g is out of range: the metrics API carries values with milli precision in a 64-bit integer, at most ±%.4g; scale the catalog query's result down (e.g. divide it by 1000)",
+			what, v, float64(math.MaxInt64)/1000))
+	}
+	return *resource.NewMilliQuantity(int64(milli), resource.DecimalSI), nil
 }
 
 // withoutKeys returns sel without the requirements on keys, and those

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	promclient "github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/rest"
@@ -108,6 +109,7 @@ func newServer(t *testing.T, p *provider.Provider) *httptest.Server {
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
 	rc.LoopbackClientConfig = &rest.Config{}
 	rc.ExternalAddress = "127.0.0.1:443"
+	provider.InstallSelectorCheck(&rc.Config) // as the adapter does
 	cfg := &apiserver.Config{GenericConfig: &rc.Config}
 	s, err := cfg.Complete(nil).New("hpa-signals-test", p, p)
 	if err != nil {
@@ -122,9 +124,20 @@ type fixture struct {
 	prom  *fakePrometheus
 	kafka *fakeKafka
 	srv   *httptest.Server
+	reg   *promclient.Registry
 }
 
-func newFixture(t *testing.T) *fixture {
+// fixtureCacheOptions keep every value fresh for the length of a test.
+func fixtureCacheOptions() provider.CacheOptions {
+	o := provider.NewCacheOptions()
+	o.RefreshInterval, o.StaleAfter, o.KeepAlive, o.FetchTimeout = time.Hour, 2*time.Hour, 3*time.Hour, time.Second
+	return *o
+}
+
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with options changed by configure.
+func newFixtureWith(t *testing.T, configure func(*provider.Options)) *fixture {
 	cat := config.Default()
 	cat.Kafka.Clusters = []config.KafkaCluster{{Name: "main", Brokers: []string{"127.0.0.1:9092"}}}
 	pods := []string{"pod"}
@@ -143,16 +156,22 @@ func newFixture(t *testing.T) *fixture {
 		},
 	}}
 	k := &fakeKafka{value: 1500}
-	p := provider.New(provider.Options{
+	reg := promclient.NewRegistry()
+	metrics := provider.NewMetrics(reg)
+	opts := provider.Options{
 		Catalog:    func() *config.Catalog { return cat },
 		Prometheus: prom,
 		Kafka:      k,
 		Pods: fakePods{"team-a": {
 			"web-1": {"app": "web"}, "web-2": {"app": "web"}, "web-3": {"app": "web"}, "db-1": {"app": "db"},
 		}},
-		Cache: provider.NewCache(provider.CacheOptions{RefreshInterval: time.Hour, StaleAfter: 2 * time.Hour, KeepAlive: 3 * time.Hour, FetchTimeout: time.Second}, nil, nil),
-	})
-	return &fixture{prom: prom, kafka: k, srv: newServer(t, p)}
+		Cache:   provider.NewCache(fixtureCacheOptions(), nil, metrics),
+		Metrics: metrics,
+	}
+	if configure != nil {
+		configure(&opts)
+	}
+	return &fixture{prom: prom, kafka: k, srv: newServer(t, provider.New(opts)), reg: reg}
 }
 
 func get(t *testing.T, srv *httptest.Server, path string) (int, string) {

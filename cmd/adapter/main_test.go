@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -20,11 +21,8 @@ func TestValidateRejectsBadFlagCombinations(t *testing.T) {
 	}{
 		{"defaults", nil, ""},
 		{"prometheus with timeout", []string{"--prometheus-url=http://127.0.0.1:9090", "--prometheus-query-timeout=2s"}, ""},
-		{"zero refresh", []string{"--refresh-interval=0"}, "--refresh-interval must be positive"},
-		{"staleness below refresh", []string{"--refresh-interval=30s", "--max-staleness=20s"},
-			"--max-staleness (20s) must be longer than --refresh-interval (30s), or every value goes stale before its refresh; raise --max-staleness to at least 1m30s"},
-		{"keep-alive below refresh", []string{"--refresh-interval=30s", "--keep-alive=10s", "--max-staleness=5m"},
-			"--keep-alive (10s) must be longer than --refresh-interval (30s)"},
+		{"cache flag", []string{"--refresh-interval=0"}, "--refresh-interval must be positive"},
+		{"selector flag", []string{"--max-selector-values=0"}, "--max-selector-values must be at least 1"},
 		{"negative grace period", []string{"--shutdown-grace-period=-1s"}, "--shutdown-grace-period must be positive"},
 		{"prometheus flags without url", []string{"--prometheus-bearer-token-file=/tmp/t"}, "--prometheus-url is empty"},
 	}
@@ -48,6 +46,46 @@ func TestValidateRejectsBadFlagCombinations(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadmeFlagsTable checks that the README's flags table lists every
+// flag of the adapter's own with its default.
+func TestReadmeFlagsTable(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n## Flags\n")
+	section, _, _ = strings.Cut(section, "\n#")
+	rows := map[string]string{} // flag name -> default cell
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 4 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`--") {
+			continue
+		}
+		for _, f := range strings.Split(cells[1], ",") {
+			name := strings.Fields(strings.Trim(strings.TrimSpace(f), "`"))[0]
+			rows[strings.TrimPrefix(name, "--")] = strings.Trim(strings.TrimSpace(cells[2]), "`")
+		}
+	}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	newOptions().addOwnFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		def, ok := rows[f.Name]
+		if !ok {
+			t.Errorf("README flags table lacks --%s", f.Name)
+			return
+		}
+		same := def == f.DefValue
+		if f.Value.Type() == "duration" { // the README writes 1m for 1m0s
+			d1, err1 := time.ParseDuration(def)
+			d2, err2 := time.ParseDuration(f.DefValue)
+			same = err1 == nil && err2 == nil && d1 == d2
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" && !same {
+			t.Errorf("README gives --%s the default %q, the code %q", f.Name, def, f.DefValue)
+		}
+	})
 }
 
 func TestCheckConfigPrintsThePromQLOfEachEntry(t *testing.T) {

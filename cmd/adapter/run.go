@@ -84,8 +84,13 @@ func serve(ctx context.Context, o *options) error {
 	pods := provider.NewInformerPods(metaClient)
 
 	reg := legacyregistry.Registerer()
-	fetchTimeout := o.prometheus.Timeout
-	opts := provider.Options{Catalog: catalog.Current, Pods: pods, Metrics: provider.NewMetrics(reg)}
+	opts := provider.Options{
+		Catalog: catalog.Current,
+		Pods:    pods,
+		Metrics: provider.NewMetrics(reg),
+		Limits:  *o.selectors,
+		Redact:  provider.AddressesOf(o.prometheus.URL),
+	}
 	if o.prometheus.URL != "" {
 		client, err := prometheus.NewClient(o.prometheus)
 		if err != nil {
@@ -102,13 +107,9 @@ func serve(ctx context.Context, o *options) error {
 		}
 		defer src.Close()
 		opts.Kafka = src
-		for _, c := range cat.Kafka.Clusters {
-			fetchTimeout = max(fetchTimeout, c.RequestTimeout.Duration)
-		}
 	}
-	cacheOpts := o.cache
-	cacheOpts.FetchTimeout = fetchTimeout
-	opts.Cache = provider.NewCache(cacheOpts, nil, opts.Metrics)
+	o.cache.SetFetchTimeout(o.prometheus.Timeout, cat.Kafka.Clusters)
+	opts.Cache = provider.NewCache(*o.cache, nil, opts.Metrics)
 	p := provider.New(opts)
 
 	// Providers must be registered before Config() so their OpenAPI
@@ -120,6 +121,7 @@ func serve(ctx context.Context, o *options) error {
 		return fmt.Errorf("configure API server: %w", err)
 	}
 	serverConfig.GenericConfig.RequestTimeout = o.shutdownGracePeriod
+	provider.InstallSelectorCheck(serverConfig.GenericConfig)
 	server, err := o.server.Server()
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)

@@ -32,6 +32,11 @@ var ErrInvalidSelector = errors.New("invalid metric selector")
 // callers answer 500.
 var ErrOutOfScope = errors.New("query reads outside its scope")
 
+// ErrRangeTooLong is wrapped, together with ErrInvalidSelector, by
+// BuildQuery errors about a range or subquery window that selector values
+// made longer than prometheus.maxRange, so callers can count the limit.
+var ErrRangeTooLong = errors.New("range too long")
+
 // MatchOp is a PromQL label matching operator.
 type MatchOp string
 
@@ -214,8 +219,8 @@ func checkScope(q string, scope []Matcher, maxRange time.Duration, params map[st
 	if len(params) == 0 {
 		return fmt.Errorf("%s is longer than prometheus.maxRange (%s) with the entry's parameter defaults; the catalog entry needs fixing", p, model.Duration(maxRange))
 	}
-	return fmt.Errorf("%w: %s is longer than prometheus.maxRange (%s); choose shorter values than %s in the metric selector, or ask the admin to raise prometheus.maxRange in the catalog",
-		ErrInvalidSelector, p, model.Duration(maxRange), paramList(params))
+	return fmt.Errorf("%w: %w: %s is longer than prometheus.maxRange (%s); choose shorter values than %s in the metric selector, or ask the admin to raise prometheus.maxRange in the catalog",
+		ErrInvalidSelector, ErrRangeTooLong, p, model.Duration(maxRange), paramList(params))
 }
 
 // paramList writes parameter values as a selector would: "a=1,window=5m".

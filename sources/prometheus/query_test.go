@@ -266,6 +266,10 @@ func TestBuildQueryChecksScope(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
+			tooLong := strings.Contains(err.Error(), "longer than prometheus.maxRange") && tc.wantIs == ErrInvalidSelector
+			if errors.Is(err, ErrRangeTooLong) != tooLong {
+				t.Errorf("errors.Is(err, ErrRangeTooLong) = %v, want %v: %v", !tooLong, tooLong, err)
+			}
 		})
 	}
 }

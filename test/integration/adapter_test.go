@@ -211,7 +211,16 @@ func testErrors(t *testing.T, a *adapter, proxy *countingProxy) {
 			[]string{"window"}, 0},
 		{"malformed selector is 400",
 			externalAPI + "/http_requests_per_second?labelSelector=" + url.QueryEscape("code in (200"), http.StatusBadRequest,
-			nil, 0},
+			[]string{`labelSelector \"code in (200\" is not a valid label selector`}, 0},
+		{"regex metric selector is 400, not 500",
+			customAPI + "/pods/*/http_requests_per_second?metricLabelSelector=" + url.QueryEscape("handler=.*"), http.StatusBadRequest,
+			[]string{`metricLabelSelector \"handler=.*\" is not a valid label selector`, "not regular expressions or PromQL"}, 0},
+		{"alternation in a metric selector is 400",
+			customAPI + "/services/frontend/http_request_duration_seconds_p99?metricLabelSelector=" + url.QueryEscape("handler in (a|b)"), http.StatusBadRequest,
+			[]string{`metricLabelSelector \"handler in (a|b)\" is not a valid label selector`}, 0},
+		{"PromQL injection in a selector is 400",
+			externalAPI + "/http_requests_per_second?labelSelector=" + url.QueryEscape(`handler=a"}or{x="`), http.StatusBadRequest,
+			[]string{`is not a valid label selector`}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := proxy.queries.Load()

@@ -41,14 +41,15 @@ const (
 	queryTimeout = 2 * time.Second
 )
 
-// cacheOptions are the adapters' cache settings. The cache runs on a fake
-// clock, so these are steps of that clock, not waits.
-var cacheOptions = provider.CacheOptions{
-	RefreshInterval: 10 * time.Second,
-	StaleAfter:      time.Minute,
-	KeepAlive:       5 * time.Minute,
-	FetchTimeout:    queryTimeout + time.Second,
-}
+// cacheOptions are the adapters' cache settings: the adapter's defaults
+// (limits, no-data classification), with the fetch timeout derived from
+// the query timeout as the adapter derives it. The cache runs on a fake
+// clock, so its durations are steps of that clock, not waits.
+var cacheOptions = func() provider.CacheOptions {
+	o := provider.NewCacheOptions()
+	o.SetFetchTimeout(queryTimeout, nil)
+	return *o
+}()
 
 // pods is what the fake pod lister knows: web-3 matches app=web but has no
 // series; db-1 has series in no namespace and is never selected.
@@ -100,11 +101,13 @@ func newAdapter(t testing.TB, promURL string) *adapter {
 		Pods:       pods,
 		Cache:      cache,
 		Metrics:    metrics,
+		Redact:     provider.AddressesOf(promURL),
 	})
 
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
 	rc.LoopbackClientConfig = &rest.Config{}
 	rc.ExternalAddress = "127.0.0.1:443"
+	provider.InstallSelectorCheck(&rc.Config) // as the adapter does
 	cfg := &apiserver.Config{GenericConfig: &rc.Config}
 	s, err := cfg.Complete(nil).New("hpa-signals-integration", p, p)
 	if err != nil {

@@ -11,6 +11,9 @@ import (
 	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
 
+// The local stack is one of the scenarios' environments.
+var _ env.Env = (*stack.Stack)(nil)
+
 // envVar selects where the scenarios run: unset or "local" for the local
 // stack (control plane, Prometheus, Kafka and the workloads as processes on
 // 127.0.0.1), "kind" for a kind cluster (hack/e2e-kind.sh).

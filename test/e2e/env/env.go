@@ -4,8 +4,8 @@ package env
 
 import (
 	"context"
-	"time"
 
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
 )
 
@@ -22,7 +22,7 @@ type Env interface {
 	// SetLoad sends totalRPS requests per second in total to /work of the
 	// ready pods of namespace/deployment, spread over them like a load
 	// balancer, replacing the Deployment's previous load; 0 stops it.
-	SetLoad(ctx context.Context, namespace, deployment string, totalRPS float64, load Load) error
+	SetLoad(ctx context.Context, namespace, deployment string, totalRPS float64, shape loadgen.Shape) error
 	// ProduceBurst produces n messages to topic and returns when the
 	// broker has acknowledged them.
 	ProduceBurst(ctx context.Context, topic string, n int) error
@@ -32,14 +32,4 @@ type Env interface {
 	StartPrometheus(ctx context.Context) error
 	// LogsDir holds the logs worth keeping when a scenario fails.
 	LogsDir() string
-}
-
-// Load shapes the requests of Env.SetLoad; the zero value sends plain
-// requests.
-type Load struct {
-	// Goroutines and Hold make each request hold that many goroutines in
-	// the sample-app for that long after it is answered
-	// (/work?goroutines=K&hold=D).
-	Goroutines int
-	Hold       time.Duration
 }

@@ -257,15 +257,15 @@ func (r *podRunner) writeTargetsLocked() error {
 	return promtest.WriteFileSD(r.s.fileSD, targets)
 }
 
-// endpoints are the addresses of the ready server-mode processes of a
-// Deployment, sorted.
+// endpoints are the base URLs (http://127.0.0.1:<port>) of the ready
+// server-mode processes of a Deployment, sorted.
 func (r *podRunner) endpoints(namespace, deployment string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, pp := range r.procs {
 		if pp.ready && pp.Mode == "server" && pp.Namespace == namespace && pp.Deployment == deployment {
-			out = append(out, pp.Addr)
+			out = append(out, "http://"+pp.Addr)
 		}
 	}
 	sort.Strings(out)

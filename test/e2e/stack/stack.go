@@ -27,7 +27,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 	"github.com/hpa-signals/hpa-signals/test/promtest"
 )
 
@@ -97,10 +96,9 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-var _ env.Env = (*Stack)(nil)
-
-// Stack is a running stack; it is the local env.Env of the end-to-end
-// scenarios. Methods are safe for concurrent use.
+// Stack is a running stack; it is the local environment of the
+// end-to-end scenarios and the demo's driver. Methods are safe for
+// concurrent use.
 type Stack struct {
 	opts    Options
 	workDir string

@@ -201,12 +201,12 @@ func (l *Local) Processes() []*Process { return l.procs.list() }
 // CreateNamespace creates a namespace and waits for its default
 // ServiceAccount.
 func (l *Local) CreateNamespace(ctx context.Context, name string) error {
-	return createNamespace(ctx, l.client, name, 30*time.Second)
+	return CreateNamespace(ctx, l.client, name, 30*time.Second)
 }
 
 // DeleteNamespace deletes a namespace without waiting.
 func (l *Local) DeleteNamespace(ctx context.Context, name string) error {
-	return deleteNamespace(ctx, l.client, name)
+	return DeleteNamespace(ctx, l.client, name)
 }
 
 // ClientKubeconfig writes <state>/kubeconfigs/<name>.kubeconfig

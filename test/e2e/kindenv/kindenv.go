@@ -1,7 +1,7 @@
 // Package kindenv is the kind implementation of the end-to-end scenarios'
-// environment (env.Env): a kind cluster (test/kind/cluster.yaml) running
-// Prometheus (test/kind/prometheus), a single-broker Kafka
-// (test/kind/kafka) and the adapter from its own manifests
+// environment (env.Env): a kind cluster (Kind, driven through the kind
+// CLI, from test/kind/cluster.yaml) running Prometheus
+// (test/kind/prometheus), a single-broker Kafka (test/kind/kafka) and the adapter from its own manifests
 // (test/kind/adapter, a thin overlay of manifests/base with the
 // self-signed certificate of manifests/hack/self-signed-cert.sh), with
 // load and Kafka bursts made by in-cluster pods of the sample-app image.
@@ -59,11 +59,11 @@ var apiServices = []string{
 }
 
 // Options configure Start. The zero value creates the cluster
-// cluster.DefaultKindClusterName, fails if it exists, and deletes it at
+// DefaultKindClusterName, fails if it exists, and deletes it at
 // Stop.
 type Options struct {
 	// ClusterName is the kind cluster's name. If empty,
-	// cluster.DefaultKindClusterName.
+	// DefaultKindClusterName.
 	ClusterName string
 	// Reuse uses an existing cluster of that name (re-applying the
 	// manifests and restarting the adapter on the freshly loaded image);
@@ -126,7 +126,7 @@ type Env struct {
 	opts    Options
 	began   time.Time
 	logsDir string
-	kind    *cluster.Kind
+	kind    *Kind
 
 	stopOnce sync.Once
 	stopErr  error
@@ -148,7 +148,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err := os.MkdirAll(e.logsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start kind environment: %w", err)
 	}
-	k, err := cluster.StartKind(ctx, cluster.KindOptions{
+	k, err := StartKind(ctx, KindOptions{
 		Name:       opts.ClusterName,
 		Config:     filepath.Join(opts.RepoRoot, "test", "kind", "cluster.yaml"),
 		Reuse:      opts.Reuse,
@@ -159,7 +159,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		Progress:   opts.Progress,
 	})
 	if err != nil {
-		if errors.Is(err, cluster.ErrDockerImageMissing) {
+		if errors.Is(err, ErrDockerImageMissing) {
 			err = fmt.Errorf("%w (hack/e2e-kind.sh builds %s and %s)", err, AdapterImage, SampleAppImage)
 		}
 		return nil, fmt.Errorf("start kind environment: %w", err)
@@ -208,7 +208,7 @@ func StartForTest(ctx context.Context, t testing.TB, opts Options) *Env {
 func (e *Env) Cluster() cluster.Cluster { return e.kind }
 
 // Kind is the kind cluster, with its kind-specific methods.
-func (e *Env) Kind() *cluster.Kind { return e.kind }
+func (e *Env) Kind() *Kind { return e.kind }
 
 // LogsDir holds the logs Stop saves: every container of the adapter,
 // Prometheus and Kafka (and the previous instance of restarted ones),

@@ -25,7 +25,15 @@ func startEnv(ctx context.Context, t *testing.T) env.Env {
 	t.Helper()
 	switch name := os.Getenv(envVar); name {
 	case "", "local":
-		return stack.StartForTest(ctx, t, stack.Options{})
+		s, err := stack.Start(ctx, stack.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopAtEnd(t, "stack", s, func() {
+			t.Logf("stack at failure:\n%s", s.Summary())
+			t.Logf("cluster logs in %s", s.ClusterLogsDir())
+		})
+		return s
 	case "kind":
 		return startKindEnv(ctx, t)
 	default:

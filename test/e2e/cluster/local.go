@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -143,31 +142,6 @@ func StartLocal(ctx context.Context, opts LocalOptions) (*Local, error) {
 		return nil, fmt.Errorf("start local cluster (logs kept in %s): %w", l.logsDir, errors.Join(err, stopErr))
 	}
 	return l, nil
-}
-
-// StartLocalForTest starts a Local cluster for t and registers its cleanup:
-// everything is stopped when t ends; the work directory is removed when t
-// passed and kept, with its path logged, when it failed. Start-up errors
-// fail t at once.
-func StartLocalForTest(ctx context.Context, t testing.TB, opts LocalOptions) *Local {
-	t.Helper()
-	l, err := StartLocal(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Stop(); err != nil {
-			t.Errorf("stop local cluster: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("local cluster logs kept in %s", l.LogsDir())
-			return
-		}
-		if err := l.Remove(); err != nil {
-			t.Errorf("remove local cluster: %v", err)
-		}
-	})
-	return l
 }
 
 // Kubeconfig is the path of a cluster-admin kubeconfig.

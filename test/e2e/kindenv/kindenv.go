@@ -8,8 +8,7 @@
 //
 // It needs Docker, kind, kubectl, openssl and the two images
 // hack/e2e-kind.sh builds (AdapterImage, SampleAppImage). The scenarios use
-// it when HPA_SIGNALS_E2E_ENV=kind, through
-// StartForTest(ctx, t, OptionsFromEnv()).
+// it when HPA_SIGNALS_E2E_ENV=kind, through Start(ctx, OptionsFromEnv()).
 package kindenv
 
 import (
@@ -20,7 +19,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
@@ -71,8 +69,8 @@ type Options struct {
 	Reuse bool
 	// Keep leaves a cluster Start created running at Stop.
 	Keep bool
-	// ExportLogs runs `kind export logs` at Stop (StartForTest sets it when
-	// the test failed).
+	// ExportLogs runs `kind export logs` at Stop (the scenarios ask for it
+	// with Kind().SetExportLogs when a test failed).
 	ExportLogs bool
 	// RepoRoot is the root of the hpa-signals module, where test/kind and
 	// manifests are read. If empty, found by walking up from the working
@@ -174,36 +172,6 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	return e, nil
 }
 
-// StartForTest starts an environment for t and registers its cleanup: at
-// the end the adapter's logs are saved, the cluster's logs exported when t
-// failed, and everything Start made stopped; the work directory is removed
-// when t passed (and the cluster is not kept) and kept, with its path
-// logged, when it failed. Start-up errors fail t at once.
-func StartForTest(ctx context.Context, t testing.TB, opts Options) *Env {
-	t.Helper()
-	e, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		failed := t.Failed()
-		if failed {
-			e.kind.SetExportLogs(true)
-		}
-		if err := e.Stop(); err != nil {
-			t.Errorf("stop kind environment: %v", err)
-		}
-		if failed || t.Failed() || e.opts.Keep {
-			t.Logf("kind environment logs kept in %s (cluster logs in %s)", e.LogsDir(), e.kind.LogsDir())
-			return
-		}
-		if err := os.RemoveAll(e.opts.WorkDir); err != nil {
-			t.Errorf("remove kind environment work dir: %v", err)
-		}
-	})
-	return e
-}
-
 // Cluster is the kind cluster.
 func (e *Env) Cluster() cluster.Cluster { return e.kind }
 
@@ -245,6 +213,19 @@ func (e *Env) Stop() error {
 		}
 	})
 	return e.stopErr
+}
+
+// Remove deletes the work directory. Call it after Stop. With
+// Options.Keep it does nothing: the directory holds the kept cluster's
+// kubeconfig.
+func (e *Env) Remove() error {
+	if e.opts.Keep {
+		return nil
+	}
+	if err := os.RemoveAll(e.opts.WorkDir); err != nil {
+		return fmt.Errorf("remove kind environment work dir: %w", err)
+	}
+	return nil
 }
 
 func (e *Env) progress(format string, args ...any) {

@@ -6,8 +6,9 @@
 // generator that spreads a total request rate over those processes like a
 // load balancer.
 //
-// The API takes contexts and returns errors, so a test (StartForTest) and a
-// demo program (Start, then Stop) use it alike. A Stack is safe for
+// The API takes contexts and returns errors and never imports package
+// testing, so the end-to-end suite and the demo program use it alike
+// (Start, then Stop, then Remove or keep the logs). A Stack is safe for
 // concurrent use after Start.
 package stack
 

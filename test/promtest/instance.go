@@ -22,6 +22,20 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// Binary is the Prometheus executable the harness runs. A test may point it
+// elsewhere before calling Launch.
+var Binary = "/usr/bin/prometheus"
+
+// ScrapeTarget is one address Prometheus scrapes, with the labels it
+// attaches to every series it scrapes there (static_configs labels; the
+// target's own labels do not override them).
+type ScrapeTarget struct {
+	// Address is host:port; /metrics is scraped.
+	Address string
+	// Labels are attached to every scraped series, e.g. namespace and pod.
+	Labels map[string]string
+}
+
 // Options configure Launch.
 type Options struct {
 	// Binary is the Prometheus executable. If empty, the package variable

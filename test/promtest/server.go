@@ -14,20 +14,6 @@ import (
 	"time"
 )
 
-// Binary is the Prometheus executable the harness runs. A test may point it
-// elsewhere before calling Start.
-var Binary = "/usr/bin/prometheus"
-
-// ScrapeTarget is one address Prometheus scrapes, with the labels it
-// attaches to every series it scrapes there (static_configs labels; the
-// target's own labels do not override them).
-type ScrapeTarget struct {
-	// Address is host:port; /metrics is scraped.
-	Address string
-	// Labels are attached to every scraped series, e.g. namespace and pod.
-	Labels map[string]string
-}
-
 // Server is a running (or stopped) Prometheus owned by a test. Its methods
 // are safe for concurrent use. It is stopped by the test's cleanup.
 type Server struct {

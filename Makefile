@@ -47,11 +47,11 @@ e2e-kind:
 ## demo: the local stack with the example HPAs, a scripted story and a live
 ## view; writes a timeline picture (DEMO_FLAGS=--keep keeps it running)
 demo: deps control-plane
-	$(GO) run ./test/demo $(DEMO_FLAGS)
+	$(GO) run ./demo $(DEMO_FLAGS)
 
 ## demo-short: the demo's short, non-interactive run (part of make test)
 demo-short: deps control-plane
-	DEMO_SHORT=1 $(GO) run ./test/demo --out "$${TMPDIR:-/tmp}/hpa-signals-demo-short"
+	DEMO_SHORT=1 $(GO) run ./demo --out "$${TMPDIR:-/tmp}/hpa-signals-demo-short"
 
 ## fuzz: fuzz the selector-to-PromQL translation for FUZZTIME
 fuzz:

@@ -17,7 +17,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // fakeGroup is the API group the fake aggregated server serves.

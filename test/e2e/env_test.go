@@ -7,12 +7,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hpa-signals/hpa-signals/internal/localstack"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
-	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
 
 // The local stack is one of the scenarios' environments.
-var _ env.Env = (*stack.Stack)(nil)
+var _ env.Env = (*localstack.Stack)(nil)
 
 // envVar selects where the scenarios run: unset or "local" for the local
 // stack (control plane, Prometheus, Kafka and the workloads as processes on
@@ -25,7 +25,7 @@ func startEnv(ctx context.Context, t *testing.T) env.Env {
 	t.Helper()
 	switch name := os.Getenv(envVar); name {
 	case "", "local":
-		s, err := stack.Start(ctx, stack.Options{})
+		s, err := localstack.Start(ctx, localstack.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -25,12 +25,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hpa-signals/hpa-signals/internal/loadgen"
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
-	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
 
-// The workloads and HPAs of test/e2e/hpas (manifests/examples with
+// The workloads and HPAs of demo/hpas (manifests/examples with
 // behaviours of seconds): names and the numbers the scenarios rely on.
 const (
 	demoNamespace = "demo"
@@ -58,7 +58,7 @@ func TestScenarios(t *testing.T) {
 	e := startEnv(ctx, t)
 	c := e.Cluster()
 	root := repoRoot(t)
-	if err := cluster.ApplyKustomize(ctx, c, filepath.Join(root, "test", "e2e", "hpas")); err != nil {
+	if err := cluster.ApplyKustomize(ctx, c, filepath.Join(root, "demo", "hpas")); err != nil {
 		t.Fatal(err)
 	}
 	replicas := startReplicaLog(ctx, c)
@@ -362,7 +362,7 @@ func securityScenario(ctx context.Context, t *testing.T, e env.Env, root string)
 // start, and on SIGTERM it finishes what it serves and exits within its
 // grace period; a new process takes over and the HPAs keep working.
 func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
-	s, ok := e.(*stack.Stack)
+	s, ok := e.(*localstack.Stack)
 	if !ok {
 		t.Skip("needs the adapter as a local process: it runs as a Deployment here")
 	}

@@ -6,7 +6,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // running is what a test starts and tears down when it ends: the local

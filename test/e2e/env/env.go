@@ -6,16 +6,16 @@ import (
 	"context"
 
 	"github.com/hpa-signals/hpa-signals/internal/loadgen"
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // Env is what the scenarios need around a cluster: the cluster, a load
 // generator for the sample workloads, a Kafka producer and a way to take
-// Prometheus away. The local stack (package stack, through a thin wrapper
+// Prometheus away. The local stack (package localstack, through a thin wrapper
 // in the scenarios) provides it with processes on 127.0.0.1; package
 // kindenv with in-cluster workloads on kind. Both serve the catalog of manifests/base, with the
 // Kafka cluster named "main" and topic "orders", and run the workloads of
-// test/e2e/hpas from the sample-app image.
+// demo/hpas from the sample-app image.
 type Env interface {
 	// Cluster is the cluster the adapter is registered in.
 	Cluster() cluster.Cluster

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // ErrKindUnavailable is wrapped by StartKind's error when the kind or

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 )
 
@@ -33,7 +33,7 @@ const (
 )
 
 // examplesSampleAppImage is the sample-app image manifests/examples (and
-// so test/e2e/hpas) name; Start tags SampleAppImage under this name in the
+// so demo/hpas) name; Start tags SampleAppImage under this name in the
 // nodes, so those manifests run unchanged on kind.
 const examplesSampleAppImage = "hpa-signals-sample-app:dev"
 
@@ -185,7 +185,7 @@ func (e *Env) Kind() *Kind { return e.kind }
 func (e *Env) LogsDir() string { return e.logsDir }
 
 // WorkloadsDir is test/kind/workloads: the e2e HPAs and workloads
-// (test/e2e/hpas) with the SampleAppImage tag. Applying test/e2e/hpas
+// (demo/hpas) with the SampleAppImage tag. Applying demo/hpas
 // itself works too (see Start).
 func (e *Env) WorkloadsDir() string {
 	return filepath.Join(e.opts.RepoRoot, "test", "kind", "workloads")

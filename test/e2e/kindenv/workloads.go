@@ -22,7 +22,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/hpa-signals/hpa-signals/internal/loadgen"
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // Labels on everything SetLoad and ProduceBurst create, so Start and Stop

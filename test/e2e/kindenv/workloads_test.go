@@ -182,7 +182,7 @@ func TestManifestsNameTheImages(t *testing.T) {
 	for dir, want := range map[string]string{
 		"../../kind/adapter":   "image: " + AdapterImage,
 		"../../kind/workloads": "image: " + SampleAppImage,
-		"../hpas":              "image: " + examplesSampleAppImage,
+		"../../../demo/hpas":   "image: " + examplesSampleAppImage,
 	} {
 		out, err := exec.Command("kubectl", "kustomize", dir).CombinedOutput()
 		if err != nil {

@@ -1,4 +1,4 @@
-// Package stack runs everything the end-to-end scenarios need around a
+// Package localstack runs everything the end-to-end scenarios need around a
 // Kubernetes cluster, as local processes on 127.0.0.1: Prometheus (scraping
 // through a file_sd file the stack rewrites), an in-process Kafka (kfake),
 // the adapter registered through the project's own manifests, one
@@ -10,7 +10,7 @@
 // testing, so the end-to-end suite and the demo program use it alike
 // (Start, then Stop, then Remove or keep the logs). A Stack is safe for
 // concurrent use after Start.
-package stack
+package localstack
 
 import (
 	"context"
@@ -27,8 +27,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/promtest"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
 
 // Options configure Start. The zero value starts a local cluster and
@@ -109,7 +109,7 @@ type Stack struct {
 	cluster    cluster.Cluster
 	ownCluster *cluster.Local // set when Start started the cluster
 
-	prom   *promtest.Instance
+	prom   *promserver.Instance
 	fileSD string
 	kafka  *kfake.Cluster
 
@@ -212,14 +212,14 @@ func (s *Stack) startPrometheus() error {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	s.fileSD = filepath.Join(dir, "targets.json")
-	if err := promtest.WriteFileSD(s.fileSD, nil); err != nil {
+	if err := promserver.WriteFileSD(s.fileSD, nil); err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.logsDir, "prometheus.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
-	p, err := promtest.Launch(promtest.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
+	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
 	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("start Prometheus: %w", err)

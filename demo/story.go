@@ -9,7 +9,7 @@ import (
 	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 )
 
-// Driver is what the story needs from the running stack; *stack.Stack
+// Driver is what the story needs from the running stack; *localstack.Stack
 // implements it.
 type Driver interface {
 	// SetLoad makes the load generator send rps requests per second in
@@ -144,7 +144,7 @@ var (
 
 // NewStory returns the full story (about 15 minutes), or with short the
 // CI variant (a few minutes): every signal up at once, then all down.
-// Replica counts assume the demo's HPA behaviours (test/e2e/hpas).
+// Replica counts assume the demo's HPA behaviours (demo/hpas).
 func NewStory(short bool) Story {
 	baseline := Step{
 		Title:   "Baseline: light load everywhere",

@@ -6,7 +6,7 @@
 // and writes a timeline picture of the run. Everything it started is torn
 // down at the end, on failure and on Ctrl-C.
 //
-//	go run ./test/demo [--short] [--out DIR] [--keep]
+//	go run ./demo [--short] [--out DIR] [--keep]
 package main
 
 import (

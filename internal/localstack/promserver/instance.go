@@ -1,4 +1,4 @@
-package promtest
+package promserver
 
 import (
 	"bytes"

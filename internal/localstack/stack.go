@@ -1,15 +1,23 @@
-// Package localstack runs everything the end-to-end scenarios need around a
-// Kubernetes cluster, as local processes on 127.0.0.1: Prometheus (scraping
-// through a file_sd file the stack rewrites), an in-process Kafka (kfake),
-// the adapter registered through the project's own manifests, one
-// sample-app process per Running pod of a sample-app Deployment, and a load
-// generator that spreads a total request rate over those processes like a
-// load balancer.
+// Package localstack is the project's local stack: everything the adapter
+// needs around a Kubernetes cluster, as local processes on 127.0.0.1, for
+// make demo, the end-to-end suite and any tool that wants a cluster here.
+// It runs a control plane (package cluster) unless given a cluster,
+// Prometheus (package promserver, scraping through a file_sd file the
+// stack rewrites), an in-process Kafka (kfake), the adapter registered
+// through the project's own manifests, one sample-app process per Running
+// pod of a sample-app Deployment, and a load generator (internal/loadgen)
+// that spreads a total request rate over those processes like a load
+// balancer.
 //
 // The API takes contexts and returns errors and never imports package
 // testing, so the end-to-end suite and the demo program use it alike
 // (Start, then Stop, then Remove or keep the logs). A Stack is safe for
 // concurrent use after Start.
+//
+// Dependencies point one way: localstack -> cluster, promserver,
+// internal/loadgen; nothing here imports test/ or the product packages
+// (the adapter and the sample-app run as binaries built from ./cmd/adapter
+// and ./examples/sample-app).
 package localstack
 
 import (

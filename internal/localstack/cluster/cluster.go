@@ -1,10 +1,10 @@
-// Package cluster owns the Kubernetes clusters the end-to-end suite runs
-// against: the Cluster interface the scenarios are written against, a Local
-// implementation that starts a real control plane (etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler and kwok for fake nodes and
-// Running pods) as processes on 127.0.0.1, the PKI it needs, and the small
-// helpers scenarios share (kubectl apply, polling with deadlines, free ports,
-// ServiceAccount kubeconfigs).
+// Package cluster owns the Kubernetes clusters the local stack, the demo
+// and the end-to-end suite run against: the Cluster interface they are
+// written against, a Local implementation that starts a real control
+// plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+// kwok for fake nodes and Running pods) as processes on 127.0.0.1, the PKI
+// it needs, and the small helpers every cluster user shares (kubectl
+// apply, polling with deadlines, free ports, ServiceAccount kubeconfigs).
 //
 // Everything is cluster-agnostic except Local; package kindenv implements
 // Cluster on kind, so the same scenarios run on both.

@@ -3,7 +3,8 @@ package localstack
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -78,13 +79,8 @@ func (g *loadGenerator) set(namespace, deployment string, rps float64, shape loa
 func (g *loadGenerator) summary() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	keys := make([]string, 0, len(g.loads))
-	for k := range g.loads {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(g.loads)) {
 		l := g.loads[k]
 		fmt.Fprintf(&b, "  load %s: %g rps: %s\n", k, l.rps, l.gen.Stats())
 	}

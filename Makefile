@@ -11,6 +11,18 @@ FUZZTIME  ?= 30s
 
 E2E_TEST  := $(GO) test -tags e2e -count=1 -p 1 -parallel 4 -v
 
+# Tools are installed from the Go module proxy at pinned versions into a
+# cache outside the repository (beside the control plane), once.
+CACHE_DIR := $(or $(HPA_SIGNALS_CACHE),$(HOME)/.cache/hpa-signals)
+TOOLS_DIR := $(CACHE_DIR)/tools
+BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
+BENCHSTAT := $(TOOLS_DIR)/benchstat-$(BENCHSTAT_VERSION)
+
+# bench: which benchmarks (a -bench pattern) and how many runs of each;
+# benchstat shows confidence intervals from BENCH_COUNT=6 on.
+BENCH       ?= .
+BENCH_COUNT ?= 1
+
 .PHONY: all build unit test e2e e2e-kind demo demo-short control-plane fuzz bench verify deps image clean
 
 all: build
@@ -47,20 +59,29 @@ e2e-kind:
 ## demo: the local stack with the example HPAs, a scripted story and a live
 ## view; writes a timeline picture (DEMO_FLAGS=--keep keeps it running)
 demo: deps control-plane
-	$(GO) run ./test/demo $(DEMO_FLAGS)
+	$(GO) run ./demo $(DEMO_FLAGS)
 
 ## demo-short: the demo's short, non-interactive run (part of make test)
 demo-short: deps control-plane
-	DEMO_SHORT=1 $(GO) run ./test/demo --out "$${TMPDIR:-/tmp}/hpa-signals-demo-short"
+	DEMO_SHORT=1 $(GO) run ./demo --out "$${TMPDIR:-/tmp}/hpa-signals-demo-short"
 
 ## fuzz: fuzz the selector-to-PromQL translation for FUZZTIME
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzBuildQuery -fuzztime $(FUZZTIME) ./sources/prometheus/
 
-## bench: benchmarks, side by side in one run, as a table
-bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
-	@echo; echo "Table:"; awk '/^Benchmark/ {printf "%-70s", $$1; for (i=3;i<=NF;i+=2) printf " %14s %-12s", $$i, $$(i+1); print ""}' bench.out
+## bench: benchmarks into bench.out, summarised by benchstat (BENCH=pattern,
+## BENCH_COUNT=6 for confidence intervals; compare two runs with
+## benchstat old.out bench.out)
+bench: deps $(BENCHSTAT)
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
+	@echo; $(BENCHSTAT) bench.out
+
+$(BENCHSTAT):
+	@mkdir -p $(TOOLS_DIR)
+	@echo "installing benchstat $(BENCHSTAT_VERSION) into $(TOOLS_DIR)"
+	@gobin=$$(mktemp -d $(TOOLS_DIR)/.install.XXXXXX); \
+	GOBIN=$$gobin $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) && mv $$gobin/benchstat $@; \
+	status=$$?; rm -rf $$gobin; exit $$status
 
 ## verify: formatting, vet, and a tidy go.mod
 verify:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 const (
@@ -37,16 +38,21 @@ type Watcher struct {
 	last []byte
 
 	delay, resync time.Duration
-	// reloaded, if not nil, is called after each parse Run attempts, with
-	// its error; tests use it to know an invalid file has been seen.
+	// clock runs the debounce timer and the resync ticker.
+	clock clock.WithTicker
+
+	// Hooks for tests, nil otherwise. reloaded is called after each parse
+	// Run attempts, with its error; armed after a file event has (re)armed
+	// the debounce timer, so a fake clock can be stepped past it.
 	reloaded func(error)
+	armed    func()
 }
 
 // NewWatcher loads the catalog file at path and returns a Watcher serving
 // it. An empty path serves Default and never changes. An invalid file is an
 // error here; later, Run keeps the previous catalog instead.
 func NewWatcher(path string) (*Watcher, error) {
-	w := &Watcher{path: path, delay: reloadDelay, resync: resyncPeriod}
+	w := &Watcher{path: path, delay: reloadDelay, resync: resyncPeriod, clock: clock.RealClock{}}
 	if path == "" {
 		w.current.Store(Default())
 		return w, nil
@@ -93,12 +99,18 @@ func (w *Watcher) Run(ctx context.Context) {
 		defer fw.Close()
 		events, errs = fw.Events, fw.Errors
 	}
+	w.loop(ctx, events, errs)
+}
+
+// loop reloads the file once a burst of events has been quiet for the
+// delay, and every resync period, until ctx is done.
+func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) {
 	// The file may have changed between NewWatcher and the watch.
 	w.reload()
-	debounce := time.NewTimer(w.delay)
+	debounce := w.clock.NewTimer(w.delay)
 	debounce.Stop()
 	defer debounce.Stop()
-	resync := time.NewTicker(w.resync)
+	resync := w.clock.NewTicker(w.resync)
 	defer resync.Stop()
 	for {
 		select {
@@ -109,16 +121,29 @@ func (w *Watcher) Run(ctx context.Context) {
 				events = nil
 				continue
 			}
+			// Restart the quiet period. A fire not read yet is dropped, so
+			// the reload waits the whole delay after this event: Go's own
+			// timers do that in Reset, other clock.Timer implementations
+			// (the fake clock's) keep the value until it is read.
+			if !debounce.Stop() {
+				select {
+				case <-debounce.C():
+				default:
+				}
+			}
 			debounce.Reset(w.delay)
+			if w.armed != nil {
+				w.armed()
+			}
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
 				continue
 			}
 			klog.ErrorS(err, "Watching the catalog file", "path", w.path)
-		case <-debounce.C:
+		case <-debounce.C():
 			w.reload()
-		case <-resync.C:
+		case <-resync.C():
 			w.reload()
 		}
 	}

@@ -4,10 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 func catalogWith(name string) string {
@@ -24,18 +28,6 @@ func writeAtomic(t *testing.T, path, content string) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -57,33 +49,73 @@ func startWatcher(t *testing.T, w *Watcher) {
 	})
 }
 
-func newTestWatcher(t *testing.T, path string) (*Watcher, <-chan error, func() []string) {
+// testWatcher is a Watcher on a fake clock whose hooks report to the test.
+type testWatcher struct {
+	*Watcher
+	clock  *clocktesting.FakeClock
+	parsed chan error    // each parse Run attempts
+	armed  chan struct{} // a file event armed the debounce timer
+	mu     sync.Mutex
+	seen   []string // first metric of each catalog OnChange got
+}
+
+func newTestWatcher(t *testing.T, path string) *testWatcher {
 	t.Helper()
 	w, err := NewWatcher(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.delay = 20 * time.Millisecond
-	w.resync = time.Hour // only file events trigger reloads here
-	parsed := make(chan error, 10)
+	tw := &testWatcher{
+		Watcher: w,
+		clock:   clocktesting.NewFakeClock(time.Now()),
+		parsed:  make(chan error, 10),
+		armed:   make(chan struct{}, 1),
+	}
+	w.clock = tw.clock
 	w.reloaded = func(err error) {
 		select {
-		case parsed <- err:
+		case tw.parsed <- err:
 		default: // a test that does not read them must not block Run
 		}
 	}
-	var mu sync.Mutex
-	var changed []string
+	w.armed = func() {
+		select {
+		case tw.armed <- struct{}{}:
+		default: // one pending signal is enough to step the clock
+		}
+	}
 	w.OnChange = func(c *Catalog) {
-		mu.Lock()
-		defer mu.Unlock()
-		changed = append(changed, c.Metrics[0].Name)
+		tw.mu.Lock()
+		defer tw.mu.Unlock()
+		tw.seen = append(tw.seen, c.Metrics[0].Name)
 	}
-	return w, parsed, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(changed)
+	return tw
+}
+
+// nextParse returns the error of the next parse Run attempts. Call it
+// after changing the file: whenever a file event has armed the debounce
+// timer, it steps the fake clock past the delay, so the reload reads the
+// file as the test left it. The deadline only bounds a failing test.
+func (tw *testWatcher) nextParse(t *testing.T) error {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case err := <-tw.parsed:
+			return err
+		case <-tw.armed:
+			tw.clock.Step(tw.delay)
+		case <-deadline:
+			t.Fatal("the watcher did not reload the changed file")
+			return nil
+		}
 	}
+}
+
+func (tw *testWatcher) changed() []string {
+	tw.mu.Lock()
+	defer tw.mu.Unlock()
+	return slices.Clone(tw.seen)
 }
 
 func current(w *Watcher) string { return w.Current().Metrics[0].Name }
@@ -91,39 +123,137 @@ func current(w *Watcher) string { return w.Current().Metrics[0].Name }
 func TestWatcherReloads(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "catalog.yaml")
 	writeAtomic(t, path, catalogWith("first"))
-	w, parsed, changed := newTestWatcher(t, path)
-	if got := current(w); got != "first" {
+	w := newTestWatcher(t, path)
+	if got := current(w.Watcher); got != "first" {
 		t.Fatalf("initial catalog has %q", got)
 	}
-	startWatcher(t, w)
+	startWatcher(t, w.Watcher)
 
 	writeAtomic(t, path, catalogWith("second"))
-	waitFor(t, "the second catalog", func() bool { return current(w) == "second" })
+	if err := w.nextParse(t); err != nil {
+		t.Fatalf("second catalog: %v", err)
+	}
+	if got := current(w.Watcher); got != "second" {
+		t.Fatalf("after the second file the catalog has %q", got)
+	}
 
 	writeAtomic(t, path, "metrics:\n  - name: broken\n")
-	// Earlier successful parses may still be reported; wait for the failure.
-	timeout := time.After(10 * time.Second)
-	for failed := false; !failed; {
-		select {
-		case err := <-parsed:
-			failed = err != nil
-		case <-timeout:
-			t.Fatal("timed out waiting for the invalid file to be rejected")
-		}
+	if err := w.nextParse(t); err == nil {
+		t.Fatal("an invalid file parsed")
 	}
-	if got := current(w); got != "second" {
+	if got := current(w.Watcher); got != "second" {
 		t.Fatalf("after an invalid file the catalog has %q, want the previous one", got)
 	}
 
-	// Written in place: the watcher must not apply the truncated file.
+	// Written in place rather than renamed: other events, same result.
 	if err := os.WriteFile(path, []byte(catalogWith("third")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the third catalog", func() bool { return current(w) == "third" })
-	want := []string{"second", "third"}
-	waitFor(t, "OnChange", func() bool { return len(changed()) >= len(want) })
-	if got := changed(); !slices.Equal(got, want) {
+	if err := w.nextParse(t); err != nil {
+		t.Fatalf("third catalog: %v", err)
+	}
+	if got := current(w.Watcher); got != "third" {
+		t.Fatalf("after the third file the catalog has %q", got)
+	}
+	if got, want := w.changed(), []string{"second", "third"}; !slices.Equal(got, want) {
 		t.Errorf("OnChange saw %v, want %v", got, want)
+	}
+}
+
+// TestWatcherWaitsForQuiet checks the debounce with events the test
+// sends itself: the file is read once no event has come for the delay, so
+// a burst of events (an editor's save, a ConfigMap swap) is one reload of
+// the file as the burst left it.
+func TestWatcherWaitsForQuiet(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	writeAtomic(t, path, catalogWith("first"))
+	w := newTestWatcher(t, path)
+	events := make(chan fsnotify.Event)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.loop(ctx, events, nil) }()
+	defer func() { cancel(); <-done }()
+
+	event := func() {
+		events <- fsnotify.Event{Name: path, Op: fsnotify.Write}
+		<-w.armed
+	}
+	half := w.delay / 2
+	event() // also: the loop's first reload is done
+	writeAtomic(t, path, catalogWith("second"))
+	w.clock.Step(half)
+	event()
+	// A delay after the first event, but only half one after the last:
+	// a timer that was not restarted would fire now and read "second".
+	w.clock.Step(half)
+	if n := w.clock.Waiters(); n != 2 {
+		t.Fatalf("%d timers wait, want the resync ticker and the debounce timer: the debounce fired a delay after the first event of a burst", n)
+	}
+	writeAtomic(t, path, catalogWith("third"))
+	event()
+	w.clock.Step(half)
+	w.clock.Step(half)
+	// A parse is reported after OnChange; a broken debounce parses twice.
+	for done := false; !done; done = current(w.Watcher) == "third" {
+		if err := w.nextParse(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := w.changed(), []string{"third"}; !slices.Equal(got, want) {
+		t.Errorf("catalogs applied: %v, want only %v, read once the events were quiet for %s", got, want, w.delay)
+	}
+}
+
+// TestWatcherResyncsWithoutEvents checks the fallback for a watch that
+// misses events or cannot be set up: the file is read every resync period.
+func TestWatcherResyncsWithoutEvents(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	writeAtomic(t, path, catalogWith("first"))
+	w := newTestWatcher(t, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.loop(ctx, nil, nil) }()
+	defer func() { cancel(); <-done }()
+
+	// The loop's timers exist once its first reload is done; only then is
+	// the file changed, so only the resync can read the change.
+	for !w.clock.HasWaiters() {
+		runtime.Gosched()
+	}
+	writeAtomic(t, path, catalogWith("second"))
+	w.clock.Step(w.resync)
+	if err := w.nextParse(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := current(w.Watcher); got != "second" {
+		t.Fatalf("after a resync period the catalog has %q", got)
+	}
+}
+
+// TestWatcherIgnoresAnEmptyFile checks what a reload does with the empty
+// file a writer leaves between truncating and writing: nothing.
+func TestWatcherIgnoresAnEmptyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	writeAtomic(t, path, catalogWith("first"))
+	w := newTestWatcher(t, path)
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.reload()
+	select {
+	case err := <-w.parsed:
+		t.Fatalf("an empty file was parsed (error %v)", err)
+	default:
+	}
+	if got := current(w.Watcher); got != "first" {
+		t.Fatalf("after an empty file the catalog has %q, want the previous one", got)
+	}
+	if err := os.WriteFile(path, []byte(catalogWith("second")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.reload()
+	if got := current(w.Watcher); got != "second" {
+		t.Fatalf("once written the catalog has %q", got)
 	}
 }
 
@@ -147,8 +277,8 @@ func TestWatcherConfigMapSwap(t *testing.T) {
 	if err := os.Symlink("..data/catalog.yaml", filepath.Join(dir, "catalog.yaml")); err != nil {
 		t.Fatal(err)
 	}
-	w, _, changed := newTestWatcher(t, filepath.Join(dir, "catalog.yaml"))
-	startWatcher(t, w)
+	w := newTestWatcher(t, filepath.Join(dir, "catalog.yaml"))
+	startWatcher(t, w.Watcher)
 
 	version("..v2", catalogWith("second"))
 	if err := os.Symlink("..v2", filepath.Join(dir, "..data_tmp")); err != nil {
@@ -160,9 +290,13 @@ func TestWatcherConfigMapSwap(t *testing.T) {
 	if err := os.RemoveAll(filepath.Join(dir, "..v1")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the second catalog", func() bool { return current(w) == "second" })
-	waitFor(t, "OnChange", func() bool { return len(changed()) > 0 })
-	if got := changed(); !slices.Equal(got, []string{"second"}) {
+	if err := w.nextParse(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := current(w.Watcher); got != "second" {
+		t.Fatalf("after the swap the catalog has %q", got)
+	}
+	if got := w.changed(); !slices.Equal(got, []string{"second"}) {
 		t.Errorf("OnChange saw %v", got)
 	}
 }

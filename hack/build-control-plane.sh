@@ -5,13 +5,25 @@
 # keyed by versions. A current cache (matching stamp file) skips the build.
 #
 # Kubernetes can't be built with `go install ...@version` because its go.mod
-# replaces the staging modules with local paths, so it is built through a
-# throw-away wrapper module that replaces each staging module with its
-# published version (see ../shared/notes/local-control-plane.md).
+# replaces the staging modules (k8s.io/api, k8s.io/apiserver, ...) with
+# local paths (./staging/src/...) and requires them at v0.0.0. So it is
+# built through a throw-away wrapper module that requires
+# k8s.io/kubernetes at K8S_VERSION and adds, for every k8s.io module that
+# kubernetes' own go.mod requires at v0.0.0, a replace to its published
+# version: v0.<minor>.<patch> for Kubernetes v1.<minor>.<patch>.
+# k8s.io/sample-cli-plugin and k8s.io/sample-controller are left out: they
+# are not published and nothing built here needs them.
+#
+# etcd is built the same way, from a wrapper module requiring
+# go.etcd.io/etcd/server/v3 (its module root is package main). Debian's
+# etcd-server (3.4) starts but is below what Kubernetes 1.37 supports (no
+# RequestWatchProgress, so watch-list clients misbehave). kwok installs as is with `go install`; run without a kubelet, it
+# needs Stage objects, which are taken from its module's kustomize/stage.
 #
 # Environment:
 #   HPA_SIGNALS_CACHE  cache root (default $HOME/.cache/hpa-signals)
-#   K8S_VERSION        default v1.37.1
+#   K8S_VERSION        default v1.37.1 (the module proxy lists v1.37.2 but
+#                      refuses its zip)
 #   ETCD_VERSION       default v3.7.3
 #   KWOK_VERSION       default v0.8.0
 #

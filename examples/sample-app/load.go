@@ -5,18 +5,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
-	"strconv"
-	"sync"
-	"sync/atomic"
+	"strings"
 	"time"
+
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 )
 
-// LoadConfig configures load mode: an HTTP load generator for /work of a
-// sample-app Service, run in the cluster next to the workload it loads.
+// LoadConfig configures load mode: an HTTP load generator (package
+// loadgen) for /work of a sample-app Service, run in the cluster next to
+// the workload it loads.
 type LoadConfig struct {
 	// TargetURL is the base URL of the loaded service, e.g.
 	// http://sample-app.demo.svc; requests go to <TargetURL>/work.
@@ -55,7 +54,7 @@ func (c *LoadConfig) addFlags(fs *flag.FlagSet) {
 
 func (c LoadConfig) validate() error {
 	var errs []error
-	if _, err := c.workURL(); err != nil {
+	if _, err := c.base(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.RPS <= 0 {
@@ -79,8 +78,8 @@ func (c LoadConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-// workURL is the URL every request of the load gets.
-func (c LoadConfig) workURL() (string, error) {
+// base is the validated target URL without a trailing slash.
+func (c LoadConfig) base() (string, error) {
 	if c.TargetURL == "" {
 		return "", errors.New("load mode needs --target-url")
 	}
@@ -91,167 +90,62 @@ func (c LoadConfig) workURL() (string, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return "", fmt.Errorf("--target-url %q: want a base URL without query or fragment; use --goroutines and --hold for the query", c.TargetURL)
 	}
-	u = u.JoinPath("work")
-	if c.Goroutines > 0 {
-		u.RawQuery = url.Values{"goroutines": {strconv.Itoa(c.Goroutines)}, "hold": {c.Hold.String()}}.Encode()
-	}
-	return u.String(), nil
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
-// LoadStats counts what a load has done.
-type LoadStats struct {
-	// Sent requests were started; OK ones answered 200.
-	Sent, OK int64
-	// Failed requests got an error or a status other than 200.
-	Failed int64
-	// Skipped requests were due while MaxInFlight requests were waiting.
-	Skipped int64
+func (c LoadConfig) shape() loadgen.Shape {
+	return loadgen.Shape{Goroutines: c.Goroutines, Hold: c.Hold}
 }
 
-// Load sends requests at a fixed average rate. Run it once; Stats may be
-// called concurrently with Run.
-type Load struct {
-	cfg LoadConfig
-	url string
-	log *slog.Logger
-
-	sent, ok, failed, skipped atomic.Int64
-}
-
-// connPool is one generation of connections. Every ReconnectInterval Run
-// sends new requests through a new pool and closes the old one's
-// connections once its requests are answered: closing idle connections of
-// a transport still in use can break a connection a request is about to
-// reuse.
-type connPool struct {
-	tr       *http.Transport
-	client   *http.Client
-	inflight sync.WaitGroup
-}
-
-func (l *Load) newPool() *connPool {
-	tr := &http.Transport{
-		MaxIdleConnsPerHost: min(l.cfg.MaxInFlight, 256),
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
-	}
-	return &connPool{tr: tr, client: &http.Client{Transport: tr}}
-}
-
-// retire closes p's connections once its requests are answered.
-func (p *connPool) retire() {
-	p.inflight.Wait()
-	p.tr.CloseIdleConnections()
-}
-
-// NewLoad checks cfg and returns a load that sends nothing until Run.
-func NewLoad(cfg LoadConfig, log *slog.Logger) (*Load, error) {
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	u, _ := cfg.workURL()
-	return &Load{cfg: cfg, url: u, log: log}, nil
-}
-
-// Stats returns the counters so far.
-func (l *Load) Stats() LoadStats {
-	return LoadStats{Sent: l.sent.Load(), OK: l.ok.Load(), Failed: l.failed.Load(), Skipped: l.skipped.Load()}
-}
-
-// Run sends requests until ctx is done or cfg.Duration has passed, then
-// waits for the requests in flight (each bounded by cfg.Timeout, not by
-// ctx, so stopping does not turn them into failures).
-func (l *Load) Run(ctx context.Context) {
-	if l.cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.cfg.Duration)
-		defer cancel()
-	}
-	// inflight holds the requests and the retiring pools.
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	pool := l.newPool()
-	defer func() { inflight.Go(pool.retire) }()
-	slots := make(chan struct{}, l.cfg.MaxInFlight)
-	start := time.Now()
-	lastReconnect, lastReport := start, start
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	var due int64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			if l.cfg.ReconnectInterval > 0 && now.Sub(lastReconnect) >= l.cfg.ReconnectInterval {
-				inflight.Go(pool.retire)
-				pool, lastReconnect = l.newPool(), now
-			}
-			if now.Sub(lastReport) >= 10*time.Second {
-				l.report("load running")
-				lastReport = now
-			}
-		}
-		// Catch up on every request due by now, so the average rate holds
-		// when a tick is late.
-		target := int64(time.Since(start).Seconds() * l.cfg.RPS)
-		for ; due < target; due++ {
-			select {
-			case slots <- struct{}{}:
-			default:
-				l.skipped.Add(1)
-				continue
-			}
-			l.sent.Add(1)
-			// Added here, before the pool can be retired by this loop.
-			p := pool
-			p.inflight.Add(1)
-			inflight.Go(func() {
-				defer func() { <-slots }()
-				defer p.inflight.Done()
-				l.do(p.client)
-			})
-		}
-	}
-}
-
-func (l *Load) do(client *http.Client) {
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
-	if err != nil {
-		l.failed.Add(1)
-		return
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		l.failed.Add(1)
-		return
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		l.ok.Add(1)
-	} else {
-		l.failed.Add(1)
-	}
-}
-
-func (l *Load) report(msg string) {
-	s := l.Stats()
-	l.log.Info(msg, "url", l.url, "rps", l.cfg.RPS, "sent", s.Sent, "ok", s.OK, "failed", s.Failed, "skipped", s.Skipped)
+// workURL is the URL every request of the load gets.
+func (c LoadConfig) workURL() (string, error) {
+	base, err := c.base()
+	return base + c.shape().Path(), err
 }
 
 // RunLoad runs load mode until ctx is done (SIGTERM) or cfg.Duration has
-// passed. Failed requests are counted and logged, not an error: the load
-// generator's job is to keep the rate while the workload struggles.
+// passed, logging the counters every 10 seconds and at the end. Failed
+// requests are counted and logged, not an error: the load generator's job
+// is to keep the rate while the workload struggles.
 func RunLoad(ctx context.Context, cfg LoadConfig, log *slog.Logger) error {
-	l, err := NewLoad(cfg, log)
-	if err != nil {
+	if err := cfg.validate(); err != nil {
 		return err
 	}
-	log.Info("load started", "url", l.url, "rps", cfg.RPS, "max_in_flight", cfg.MaxInFlight)
+	base, _ := cfg.base()
+	u, _ := cfg.workURL()
+	l := loadgen.New(loadgen.Options{
+		RPS:               cfg.RPS,
+		Shape:             cfg.shape(),
+		Targets:           func() []string { return []string{base} },
+		MaxInFlight:       cfg.MaxInFlight,
+		Timeout:           cfg.Timeout,
+		ReconnectInterval: cfg.ReconnectInterval,
+	})
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	report := func(msg string) {
+		s := l.Stats()
+		log.Info(msg, "url", u, "rps", cfg.RPS, "sent", s.Sent, "ok", s.OK, "failed", s.Failed, "skipped", s.Skipped)
+	}
+	log.Info("load started", "url", u, "rps", cfg.RPS, "max_in_flight", cfg.MaxInFlight)
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(10 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				report("load running")
+			}
+		}
+	}()
 	l.Run(ctx)
-	l.report("load stopped")
+	close(done)
+	report("load stopped")
 	return nil
 }

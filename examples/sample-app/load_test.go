@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,159 +60,32 @@ func TestParseFlagsFillsTheModeConfigs(t *testing.T) {
 	}
 }
 
-// countingServer answers /work with 200 after delay and counts requests and
-// the query each carried.
-type countingServer struct {
-	delay    time.Duration
-	requests atomic.Int64
-
-	mu      sync.Mutex
-	queries map[string]int
-}
-
-func (s *countingServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/work" {
-		http.NotFound(w, r)
-		return
-	}
-	s.requests.Add(1)
-	s.mu.Lock()
-	s.queries[r.URL.RawQuery]++
-	s.mu.Unlock()
-	time.Sleep(s.delay)
-}
-
-func TestLoadKeepsTheRate(t *testing.T) {
-	const (
-		rps      = 200.0
-		duration = 1500 * time.Millisecond
-		want     = int64(rps * 1.5)
-	)
-	srv := &countingServer{delay: 5 * time.Millisecond, queries: map[string]int{}}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-
-	l, err := NewLoad(LoadConfig{
-		TargetURL: ts.URL, RPS: rps, Goroutines: 2, Hold: 3 * time.Second,
-		MaxInFlight: 100, Timeout: 5 * time.Second, ReconnectInterval: 100 * time.Millisecond,
-		Duration: duration,
-	}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	began := time.Now()
-	l.Run(context.Background())
-	if took := time.Since(began); took < duration || took > duration+2*time.Second {
-		t.Errorf("Run took %s, want about --duration %s", took, duration)
-	}
-	got := srv.requests.Load()
-	// The generator catches up on late ticks, so the count is the rate times
-	// the duration within a tick or two, whatever the scheduler does.
-	if tolerance := want / 10; got < want-tolerance || got > want+tolerance {
-		t.Errorf("server got %d requests in %s at %g rps, want %d ± 10%%", got, duration, rps, want)
-	}
-	s := l.Stats()
-	if s.Sent != got || s.OK != got || s.Failed != 0 || s.Skipped != 0 {
-		t.Errorf("stats = %+v, want %d sent and ok, none failed or skipped", s, got)
-	}
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
-	if n := srv.queries["goroutines=2&hold=3s"]; int64(n) != got {
-		t.Errorf("queries = %v, want every request to carry goroutines=2&hold=3s", srv.queries)
-	}
-}
-
-func TestLoadSkipsInsteadOfQueueingBeyondMaxInFlight(t *testing.T) {
-	release := make(chan struct{})
+// TestRunLoadSendsToWork checks the wiring of load mode to package
+// loadgen (whose tests cover the rate and its bounds): the base URL, the
+// query and --duration.
+func TestRunLoadSendsToWork(t *testing.T) {
 	var requests atomic.Int64
+	var badPath atomic.Value
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.URL.String(); got != "/work?goroutines=2&hold=3s" {
+			badPath.Store(got)
+		}
 		requests.Add(1)
-		<-release
 	}))
 	defer ts.Close()
-
-	l, err := NewLoad(LoadConfig{
-		TargetURL: ts.URL, RPS: 500, MaxInFlight: 5, Timeout: 5 * time.Second, Duration: 300 * time.Millisecond,
-	}, testLogger(t))
-	if err != nil {
+	cfg := LoadConfig{TargetURL: ts.URL + "/", RPS: 100, Goroutines: 2, Hold: 3 * time.Second,
+		MaxInFlight: 10, Timeout: time.Second, Duration: 500 * time.Millisecond}
+	began := time.Now()
+	if err := RunLoad(context.Background(), cfg, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		l.Run(context.Background())
-	}()
-	// Answer everything before the server closes, and let Run return
-	// before the test does.
-	defer func() {
-		close(release)
-		<-done
-	}()
-	waitFor(t, "the load to skip requests", func() bool { return l.Stats().Skipped > 50 })
-	if s := l.Stats(); s.Sent != 5 {
-		t.Errorf("stats = %+v, want exactly --max-in-flight=5 sent while the server holds them", s)
+	if took := time.Since(began); took < cfg.Duration || took > cfg.Duration+2*time.Second {
+		t.Errorf("RunLoad took %s, want about --duration %s", took, cfg.Duration)
 	}
-	release <- struct{}{} // answer one; the other four answer when release closes
-	select {
-	case <-done:
-		t.Error("Run returned while requests were still in flight")
-	case <-time.After(400 * time.Millisecond):
+	if n := requests.Load(); n < 40 || n > 60 {
+		t.Errorf("server got %d requests in 500ms at 100 rps, want about 50", n)
 	}
-}
-
-func TestLoadCountsFailures(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "queue full", http.StatusServiceUnavailable)
-	}))
-	defer ts.Close()
-	l, err := NewLoad(LoadConfig{TargetURL: ts.URL, RPS: 100, MaxInFlight: 10, Timeout: time.Second, Duration: 300 * time.Millisecond}, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.Run(context.Background())
-	if s := l.Stats(); s.Sent == 0 || s.Failed != s.Sent || s.OK != 0 {
-		t.Errorf("stats = %+v, want every sent request failed", s)
-	}
-}
-
-// TestLoadMovesToNewConnections checks --reconnect-interval: kube-proxy
-// balances connections, so only new connections reach pods added by a
-// scale-out.
-func TestLoadMovesToNewConnections(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		reconnect time.Duration
-		min, max  int64
-	}{
-		// 1s of load: a new pool every 100ms, each opening at least one
-		// connection.
-		{"every 100ms", 100 * time.Millisecond, 8, 1000},
-		// Connections are kept: never more than --max-in-flight (10) of
-		// them for the ~50 requests, however the scheduler bunches them.
-		{"never", 0, 1, 10},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var conns atomic.Int64
-			ts := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-			ts.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-				if s == http.StateNew {
-					conns.Add(1)
-				}
-			}
-			ts.Start()
-			defer ts.Close()
-			l, err := NewLoad(LoadConfig{TargetURL: ts.URL, RPS: 50, MaxInFlight: 10, Timeout: time.Second,
-				ReconnectInterval: tc.reconnect, Duration: time.Second}, testLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.Run(context.Background())
-			if s := l.Stats(); s.Failed != 0 || s.OK != s.Sent {
-				t.Errorf("stats = %+v, want every request answered 200", s)
-			}
-			if n := conns.Load(); n < tc.min || n > tc.max {
-				t.Errorf("%d connections in 1s, want %d to %d", n, tc.min, tc.max)
-			}
-		})
+	if p := badPath.Load(); p != nil {
+		t.Errorf("a request asked for %q, want /work?goroutines=2&hold=3s", p)
 	}
 }

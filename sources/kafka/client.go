@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
@@ -104,32 +104,23 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// tlsConfig loads the TLS files with prometheus/common, as the Prometheus
+// source does: the CA once, the client key pair at start and again on
+// each handshake, so a rotated certificate is used without a restart.
 func tlsConfig(c *config.KafkaTLS) (*tls.Config, error) {
-	cfg := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         c.ServerName,
-		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // explicit opt-in in the catalog
-	}
-	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("caFile %q holds no PEM certificate", c.CAFile)
-		}
-		cfg.RootCAs = pool
-	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return nil, errors.New("certFile and keyFile must be set together")
 	}
-	if c.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("load client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	cfg, err := promconfig.NewTLSConfig(&promconfig.TLSConfig{
+		CAFile:             c.CAFile,
+		CertFile:           c.CertFile,
+		KeyFile:            c.KeyFile,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify, //nolint:gosec // explicit opt-in in the catalog
+		MinVersion:         tls.VersionTLS12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("caFile, certFile, keyFile: %w", err)
 	}
 	return cfg, nil
 }

@@ -186,3 +186,34 @@ func TestTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestTLSReloadsTheClientCertificate checks that a rotated client key pair
+// is presented at the next handshake without a restart, as for Prometheus.
+func TestTLSReloadsTheClientCertificate(t *testing.T) {
+	ca := newTestCA(t, "kafka-test-ca")
+	dir := t.TempDir()
+	certFile, keyFile := writeKeyPair(t, dir, "client", ca.issue(t, "before"))
+	cfg, err := tlsConfig(&config.KafkaTLS{CertFile: certFile, KeyFile: keyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	presented := func() string {
+		t.Helper()
+		c, err := cfg.GetClientCertificate(&tls.CertificateRequestInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf.Subject.CommonName
+	}
+	if got := presented(); got != "before" {
+		t.Fatalf("client certificate %q, want the one on disk (before)", got)
+	}
+	writeKeyPair(t, dir, "client", ca.issue(t, "after"))
+	if got := presented(); got != "after" {
+		t.Errorf("after rotation the client certificate is %q, want the new one (after)", got)
+	}
+}

@@ -2,7 +2,6 @@ package prometheus
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	promconfig "github.com/prometheus/common/config"
 )
 
 // newTransport builds the HTTP round tripper for validated options. Secret
@@ -21,31 +22,16 @@ func newTransport(o *Options) (http.RoundTripper, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read --prometheus-ca-file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--prometheus-ca-file %s holds no PEM certificate", o.CAFile)
-		}
-		tlsConfig.RootCAs = pool
-	}
-	if o.ClientCertFile != "" {
-		certFile, keyFile := o.ClientCertFile, o.ClientKeyFile
-		// Load once now so a bad pair fails at start, then per handshake.
-		if _, err := tls.LoadX509KeyPair(certFile, keyFile); err != nil {
-			return nil, fmt.Errorf("load --prometheus-client-cert-file and --prometheus-client-key-file: %w", err)
-		}
-		tlsConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			c, err := tls.LoadX509KeyPair(certFile, keyFile)
-			if err != nil {
-				return nil, fmt.Errorf("load Prometheus client certificate: %w", err)
-			}
-			return &c, nil
-		}
+	// The CA is read once; the client key pair at start (a bad pair fails
+	// here) and again on each handshake, as for Kafka.
+	tlsConfig, err := promconfig.NewTLSConfig(&promconfig.TLSConfig{
+		CAFile:     o.CAFile,
+		CertFile:   o.ClientCertFile,
+		KeyFile:    o.ClientKeyFile,
+		MinVersion: tls.VersionTLS12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--prometheus-ca-file, --prometheus-client-cert-file, --prometheus-client-key-file: %w", err)
 	}
 	base := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,

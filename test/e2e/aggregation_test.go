@@ -17,7 +17,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // fakeGroup is the API group the fake aggregated server serves.
@@ -31,7 +31,7 @@ const fakeGroup = "smoke.e2e.hpa-signals.test"
 func TestLocalClusterAggregation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	l := cluster.StartLocalForTest(ctx, t, cluster.LocalOptions{})
+	l := startLocal(ctx, t)
 
 	const ns, svc = "smoke-aggregation", "fake-api"
 	if err := l.CreateNamespace(ctx, ns); err != nil {

@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // TestLocalClusterSmoke starts the local control plane, runs a Deployment
@@ -31,7 +31,7 @@ func TestLocalClusterSmoke(t *testing.T) {
 	defer cancel()
 
 	began := time.Now()
-	l := cluster.StartLocalForTest(ctx, t, cluster.LocalOptions{})
+	l := startLocal(ctx, t)
 	t.Logf("cluster started in %s (including the binary build or cache check); kubeconfig %s",
 		time.Since(began).Round(10*time.Millisecond), l.Kubeconfig())
 

@@ -1,7 +1,7 @@
 // Package e2e holds the end-to-end suite: scenarios that run the adapter
-// against a real control plane (see package cluster) and assert what the
-// real HPA controller does with its numbers. The tests carry the build tag
-// e2e; run them with
+// against a real control plane (internal/localstack, or kind through
+// package kindenv) and assert what the real HPA controller does with its
+// numbers. The tests carry the build tag e2e; run them with
 //
 //	go test -tags e2e -timeout 60m ./test/e2e/...
 //

@@ -7,9 +7,12 @@ import (
 	"os"
 	"testing"
 
+	"github.com/hpa-signals/hpa-signals/internal/localstack"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
-	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
+
+// The local stack is one of the scenarios' environments.
+var _ env.Env = (*localstack.Stack)(nil)
 
 // envVar selects where the scenarios run: unset or "local" for the local
 // stack (control plane, Prometheus, Kafka and the workloads as processes on
@@ -22,7 +25,15 @@ func startEnv(ctx context.Context, t *testing.T) env.Env {
 	t.Helper()
 	switch name := os.Getenv(envVar); name {
 	case "", "local":
-		return stack.StartForTest(ctx, t, stack.Options{})
+		s, err := localstack.Start(ctx, localstack.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopAtEnd(t, "stack", s, func() {
+			t.Logf("stack at failure:\n%s", s.Summary())
+			t.Logf("cluster logs in %s", s.ClusterLogsDir())
+		})
+		return s
 	case "kind":
 		return startKindEnv(ctx, t)
 	default:

@@ -5,7 +5,8 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // getHPA reads one HPA of the demo namespace.
@@ -182,13 +183,8 @@ func startReplicaLog(ctx context.Context, c cluster.Cluster) *replicaLog {
 func (l *replicaLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	names := make([]string, 0, len(l.transitions))
-	for n := range l.transitions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(l.transitions)) {
 		fmt.Fprintf(&b, "  %-24s %s\n", n, strings.Join(l.transitions[n], " -> "))
 	}
 	return b.String()

@@ -24,12 +24,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
+	"github.com/hpa-signals/hpa-signals/internal/localstack"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
-	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
 )
 
-// The workloads and HPAs of test/e2e/hpas (manifests/examples with
+// The workloads and HPAs of demo/hpas (manifests/examples with
 // behaviours of seconds): names and the numbers the scenarios rely on.
 const (
 	demoNamespace = "demo"
@@ -57,7 +58,7 @@ func TestScenarios(t *testing.T) {
 	e := startEnv(ctx, t)
 	c := e.Cluster()
 	root := repoRoot(t)
-	if err := cluster.ApplyKustomize(ctx, c, filepath.Join(root, "test", "e2e", "hpas")); err != nil {
+	if err := cluster.ApplyKustomize(ctx, c, filepath.Join(root, "demo", "hpas")); err != nil {
 		t.Fatal(err)
 	}
 	replicas := startReplicaLog(ctx, c)
@@ -81,16 +82,16 @@ func TestScenarios(t *testing.T) {
 // waits until every HPA reports its metrics at its minimum.
 func baseline(ctx context.Context, t *testing.T, e env.Env) {
 	t.Helper()
-	setLoad(ctx, t, e, qpsApp, 40, env.Load{})
-	setLoad(ctx, t, e, latencyApp, 100, env.Load{})
-	setLoad(ctx, t, e, goroutinesApp, 10, env.Load{})
+	setLoad(ctx, t, e, qpsApp, 40, loadgen.Shape{})
+	setLoad(ctx, t, e, latencyApp, 100, loadgen.Shape{})
+	setLoad(ctx, t, e, goroutinesApp, 10, loadgen.Shape{})
 	c := e.Cluster()
 	for name, min := range map[string]int32{qpsHPA: 2, latencyHPA: 2, goroutinesHPA: 1, billingHPA: 1, shippingHPA: 1} {
 		waitHPA(ctx, t, c, name, fmt.Sprintf("reports its metrics at %d replicas", min), scaleTimeout, settledAt(min))
 	}
 }
 
-func setLoad(ctx context.Context, t *testing.T, e env.Env, deployment string, rps float64, load env.Load) {
+func setLoad(ctx context.Context, t *testing.T, e env.Env, deployment string, rps float64, load loadgen.Shape) {
 	t.Helper()
 	if err := e.SetLoad(ctx, demoNamespace, deployment, rps, load); err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func setLoad(ctx context.Context, t *testing.T, e env.Env, deployment string, rp
 // pod. 240 req/s calls for ceil(240/50) = 5 pods; 40 req/s for the minimum, 2.
 func qpsScenario(ctx context.Context, t *testing.T, e env.Env) {
 	c := e.Cluster()
-	setLoad(ctx, t, e, qpsApp, 240, env.Load{})
+	setLoad(ctx, t, e, qpsApp, 240, loadgen.Shape{})
 	// Settled: 5 replicas, and the per-pod rate the controller sees is
 	// 240/5 = 48, inside the 10% tolerance around the target, so it stays.
 	h := waitHPA(ctx, t, c, qpsHPA, "settles at 5 replicas seeing ~48 req/s per pod under 240 req/s", scaleTimeout,
@@ -113,7 +114,7 @@ func qpsScenario(ctx context.Context, t *testing.T, e env.Env) {
 			return v >= 43 && v <= 53
 		})
 	t.Logf("240 req/s: %s", describeHPA(h))
-	setLoad(ctx, t, e, qpsApp, 40, env.Load{})
+	setLoad(ctx, t, e, qpsApp, 40, loadgen.Shape{})
 	h = waitHPA(ctx, t, c, qpsHPA, "back to 2 replicas under 40 req/s", scaleTimeout, settledAt(2))
 	t.Logf("40 req/s: %s", describeHPA(h))
 }
@@ -123,10 +124,10 @@ func qpsScenario(ctx context.Context, t *testing.T, e env.Env) {
 // queues and p99 climbs past the target.
 func latencyScenario(ctx context.Context, t *testing.T, e env.Env) {
 	c := e.Cluster()
-	setLoad(ctx, t, e, latencyApp, 600, env.Load{})
+	setLoad(ctx, t, e, latencyApp, 600, loadgen.Shape{})
 	h := waitHPA(ctx, t, c, latencyHPA, "scales out to 3+ replicas under 600 req/s", scaleTimeout, replicasAtLeast(3))
 	t.Logf("600 req/s: %s", describeHPA(h))
-	setLoad(ctx, t, e, latencyApp, 100, env.Load{})
+	setLoad(ctx, t, e, latencyApp, 100, loadgen.Shape{})
 	h = waitHPA(ctx, t, c, latencyHPA, "back to 2 replicas under 100 req/s", scaleTimeout, settledAt(2))
 	t.Logf("100 req/s: %s", describeHPA(h))
 }
@@ -136,13 +137,13 @@ func latencyScenario(ctx context.Context, t *testing.T, e env.Env) {
 // alive over the Deployment: 4 pods.
 func goroutinesScenario(ctx context.Context, t *testing.T, e env.Env) {
 	c := e.Cluster()
-	setLoad(ctx, t, e, goroutinesApp, 50, env.Load{Goroutines: 20, Hold: 2 * time.Second})
+	setLoad(ctx, t, e, goroutinesApp, 50, loadgen.Shape{Goroutines: 20, Hold: 2 * time.Second})
 	h := waitHPA(ctx, t, c, goroutinesHPA, "scales out to 4+ replicas holding ~2000 goroutines", scaleTimeout, replicasAtLeast(4))
 	t.Logf("~2000 goroutines: %s", describeHPA(h))
 	if h.Status.CurrentReplicas > 6 {
 		t.Errorf("%s scaled to %d replicas for ~2000 goroutines at 500 per pod, want 4 or 5", goroutinesHPA, h.Status.CurrentReplicas)
 	}
-	setLoad(ctx, t, e, goroutinesApp, 10, env.Load{})
+	setLoad(ctx, t, e, goroutinesApp, 10, loadgen.Shape{})
 	h = waitHPA(ctx, t, c, goroutinesHPA, "back to 1 replica", scaleTimeout, settledAt(1))
 	t.Logf("goroutines released: %s", describeHPA(h))
 }
@@ -189,7 +190,7 @@ func kafkaScenario(ctx context.Context, t *testing.T, e env.Env) {
 // minimum. With Prometheus back, the HPA resumes.
 func outageScenario(ctx context.Context, t *testing.T, e env.Env) {
 	c := e.Cluster()
-	setLoad(ctx, t, e, qpsApp, 150, env.Load{})
+	setLoad(ctx, t, e, qpsApp, 150, loadgen.Shape{})
 	waitHPA(ctx, t, c, qpsHPA, "settles at 3 replicas under 150 req/s", scaleTimeout, settledAt(3))
 
 	if err := e.StopPrometheus(ctx); err != nil {
@@ -203,7 +204,7 @@ func outageScenario(ctx context.Context, t *testing.T, e env.Env) {
 	}()
 	// Drop the load too: if the HPA acted on anything but an error it
 	// would now scale in.
-	setLoad(ctx, t, e, qpsApp, 40, env.Load{})
+	setLoad(ctx, t, e, qpsApp, 40, loadgen.Shape{})
 	h := waitHPA(ctx, t, c, qpsHPA, "reports the metric unavailable", time.Minute, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
 		return condition(h, autoscalingv2.ScalingActive) == corev1.ConditionFalse
 	})
@@ -369,7 +370,7 @@ func securityScenario(ctx context.Context, t *testing.T, e env.Env, root string)
 // start, and on SIGTERM it finishes what it serves and exits within its
 // grace period; a new process takes over and the HPAs keep working.
 func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
-	s, ok := e.(*stack.Stack)
+	s, ok := e.(*localstack.Stack)
 	if !ok {
 		t.Skip("needs the adapter as a local process: it runs as a Deployment here")
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 	"github.com/hpa-signals/hpa-signals/test/promtest"
 )
 
@@ -23,9 +24,11 @@ const (
 // podsRate is the Pods request-rate read of the HPAs of team-a's web pods.
 const podsRate = "/pods/*/http_requests_per_second?labelSelector=app%3Dweb&metricLabelSelector=window%3D10s"
 
-// TestAdapterAgainstPrometheus shares one Prometheus and two scraped
-// services among its subtests; the outage subtest stops Prometheus and so
-// runs last.
+// TestAdapterAgainstPrometheus runs its subtests against two services with
+// a known load (web-1 and web-2 of team-a), scraped by a real Prometheus.
+// Each subtest has its own adapter and waits for the data it needs; the
+// Prometheus they share is never stopped, and the outage subtest stops one
+// of its own, so the subtests pass in any order and alone (-run).
 func TestAdapterAgainstPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus; run make test")
@@ -36,20 +39,21 @@ func TestAdapterAgainstPrometheus(t *testing.T) {
 	scrapeLabels := func(pod string) map[string]string {
 		return map[string]string{"namespace": "team-a", "pod": pod, "service": "frontend", "deployment": "web"}
 	}
-	prom := promtest.Start(t, web1.As(scrapeLabels("web-1")), web2.As(scrapeLabels("web-2")))
+	targets := []promserver.ScrapeTarget{web1.As(scrapeLabels("web-1")), web2.As(scrapeLabels("web-2"))}
+	prom := promtest.Start(t, targets...)
+	// The outage subtest's own Prometheus, scraping the same services,
+	// starts now so that it has data when the subtest runs.
+	outageProm := promtest.Start(t, targets...)
 
-	// live answers every read fresh (getFresh), through a proxy that
-	// counts the queries that reach Prometheus.
-	liveProxy := newCountingProxy(t, prom.URL())
-	live := newAdapter(t, liveProxy.srv.URL)
-
-	t.Run("pods metric per pod", func(t *testing.T) { testPodsRate(t, live) })
-	t.Run("object metrics", func(t *testing.T) { testObjectMetrics(t, live) })
-	t.Run("goroutines", func(t *testing.T) { testGoroutines(t, live, web1) })
-	t.Run("external metric", func(t *testing.T) { testExternal(t, live) })
-	t.Run("errors", func(t *testing.T) { testErrors(t, live, liveProxy) })
+	t.Run("pods metric per pod", func(t *testing.T) { testPodsRate(t, newAdapter(t, prom.URL())) })
+	t.Run("object metrics", func(t *testing.T) { testObjectMetrics(t, newAdapter(t, prom.URL())) })
+	// Holding goroutines in web-1 raises go_goroutines of the whole test
+	// process, which only this subtest reads; it lets them go at its end.
+	t.Run("goroutines", func(t *testing.T) { testGoroutines(t, newAdapter(t, prom.URL()), web1) })
+	t.Run("external metric", func(t *testing.T) { testExternal(t, newAdapter(t, prom.URL())) })
+	t.Run("errors", func(t *testing.T) { testErrors(t, prom) })
 	t.Run("one query for concurrent misses, none for warm reads", func(t *testing.T) { testCacheQueries(t, prom) })
-	t.Run("Prometheus outage", func(t *testing.T) { testOutage(t, prom) })
+	t.Run("Prometheus outage", func(t *testing.T) { testOutage(t, outageProm) })
 }
 
 // checkPods fails the test if l holds other pods than web-1 and web-2 or
@@ -192,7 +196,11 @@ func testExternal(t *testing.T, a *adapter) {
 	t.Logf("external team-a: %.3f rps (want 30 ± %.0f%%)", got, tolerance*100)
 }
 
-func testErrors(t *testing.T, a *adapter, proxy *countingProxy) {
+// testErrors reads through a proxy that counts the queries reaching
+// Prometheus: only the namespace without series should cost one.
+func testErrors(t *testing.T, prom *promtest.Server) {
+	proxy := newCountingProxy(t, prom.URL())
+	a := newAdapter(t, proxy.srv.URL)
 	for _, tc := range []struct {
 		name     string
 		path     string

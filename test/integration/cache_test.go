@@ -14,6 +14,9 @@ import (
 // none, and a due refresh sends exactly one.
 func testCacheQueries(t *testing.T, prom *promtest.Server) {
 	const readers, warmReads = 100, 50
+	// The one query must find both pods' rates, so wait for them first,
+	// through another adapter.
+	newAdapter(t, prom.URL()).waitForRates(t)
 	proxy := newCountingProxy(t, prom.URL())
 	a := newAdapter(t, proxy.srv.URL)
 	path := customAPI + podsRate

@@ -221,6 +221,17 @@ func (a *adapter) poll(t *testing.T, path string, check func(valueList) bool) va
 	}
 }
 
+// waitForRates polls the Pods read of web-1's and web-2's request rates
+// until both are there and near their load (10 and 20 per second), as
+// they are once Prometheus has scraped them for a while, and returns it.
+func (a *adapter) waitForRates(t *testing.T) valueList {
+	t.Helper()
+	return a.poll(t, customAPI+podsRate, func(l valueList) bool {
+		v := l.byName()
+		return checkPods(t, l, "http_requests_per_second") && near(v["web-1"], 10, tolerance) && near(v["web-2"], 20, tolerance)
+	})
+}
+
 // counter returns the value of the counter name{labels} in a's registry, or
 // 0 if it has no such series yet.
 func (a *adapter) counter(t *testing.T, name string, kv ...string) float64 {

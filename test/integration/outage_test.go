@@ -18,10 +18,7 @@ func testOutage(t *testing.T, prom *promtest.Server) {
 	warm := customAPI + podsRate
 	cold := customAPI + "/metrics/go_goroutines"
 
-	last := a.poll(t, warm, func(l valueList) bool {
-		v := l.byName()
-		return checkPods(t, l, "http_requests_per_second") && near(v["web-1"], 10, tolerance) && near(v["web-2"], 20, tolerance)
-	})
+	last := a.waitForRates(t)
 	lastBody := a.get(t, warm).body // from memory: the answer to hold on to
 	fetchedAt := a.clock.Now()
 

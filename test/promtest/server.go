@@ -3,8 +3,9 @@
 // in-process instrumented Go services (Target) that generate known load,
 // so tests can check the adapter's queries against values they control.
 //
-// Instance runs Prometheus without a *testing.T (for harnesses and demo
-// programs); Server wraps it for tests, failing the test on errors and
+// Package promserver (internal/localstack/promserver) runs Prometheus
+// without a *testing.T (for the local stack and the demo); Server wraps it
+// for tests, failing the test on errors and
 // stopping Prometheus in the test's cleanup.
 package promtest
 
@@ -12,36 +13,24 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
-
-// Binary is the Prometheus executable the harness runs. A test may point it
-// elsewhere before calling Start.
-var Binary = "/usr/bin/prometheus"
-
-// ScrapeTarget is one address Prometheus scrapes, with the labels it
-// attaches to every series it scrapes there (static_configs labels; the
-// target's own labels do not override them).
-type ScrapeTarget struct {
-	// Address is host:port; /metrics is scraped.
-	Address string
-	// Labels are attached to every scraped series, e.g. namespace and pod.
-	Labels map[string]string
-}
 
 // Server is a running (or stopped) Prometheus owned by a test. Its methods
 // are safe for concurrent use. It is stopped by the test's cleanup.
 type Server struct {
 	t    testing.TB
-	inst *Instance
+	inst *promserver.Instance
 }
 
 // Start runs Prometheus scraping targets every second and waits until it is
 // ready. It fails the test if Prometheus is not installed or does not come
 // up; the process is stopped and, if the test failed, its log is printed
 // when the test ends.
-func Start(t testing.TB, targets ...ScrapeTarget) *Server {
+func Start(t testing.TB, targets ...promserver.ScrapeTarget) *Server {
 	t.Helper()
-	inst, err := Launch(Options{Dir: t.TempDir(), Targets: targets})
+	inst, err := promserver.Launch(promserver.Options{Dir: t.TempDir(), Targets: targets})
 	if err != nil {
 		t.Fatalf("promtest: %v", err)
 	}
@@ -72,7 +61,7 @@ func (s *Server) Start() {
 func (s *Server) Stop() { s.inst.Stop() }
 
 // SetTargets replaces the scrape targets and reloads Prometheus' config.
-func (s *Server) SetTargets(targets ...ScrapeTarget) {
+func (s *Server) SetTargets(targets ...promserver.ScrapeTarget) {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

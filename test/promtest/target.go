@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
 
 // Handler is the handler label value of the requests a Target's load
@@ -90,8 +92,8 @@ func (tg *Target) Address() string { return strings.TrimPrefix(tg.srv.URL, "http
 
 // As returns the Target as a scrape target with labels attached, e.g.
 // {"namespace": "team-a", "pod": "web-1"}.
-func (tg *Target) As(labels map[string]string) ScrapeTarget {
-	return ScrapeTarget{Address: tg.Address(), Labels: labels}
+func (tg *Target) As(labels map[string]string) promserver.ScrapeTarget {
+	return promserver.ScrapeTarget{Address: tg.Address(), Labels: labels}
 }
 
 // Load serves rps GET requests per second through the instrumented handler,

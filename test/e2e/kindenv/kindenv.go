@@ -1,15 +1,14 @@
 // Package kindenv is the kind implementation of the end-to-end scenarios'
-// environment (env.Env): a kind cluster (test/kind/cluster.yaml) running
-// Prometheus (test/kind/prometheus), a single-broker Kafka
-// (test/kind/kafka) and the adapter from its own manifests
+// environment (env.Env): a kind cluster (Kind, driven through the kind
+// CLI, from test/kind/cluster.yaml) running Prometheus
+// (test/kind/prometheus), a single-broker Kafka (test/kind/kafka) and the adapter from its own manifests
 // (test/kind/adapter, a thin overlay of manifests/base with the
 // self-signed certificate of manifests/hack/self-signed-cert.sh), with
 // load and Kafka bursts made by in-cluster pods of the sample-app image.
 //
 // It needs Docker, kind, kubectl, openssl and the two images
 // hack/e2e-kind.sh builds (AdapterImage, SampleAppImage). The scenarios use
-// it when HPA_SIGNALS_E2E_ENV=kind, through
-// StartForTest(ctx, t, OptionsFromEnv()).
+// it when HPA_SIGNALS_E2E_ENV=kind, through Start(ctx, OptionsFromEnv()).
 package kindenv
 
 import (
@@ -20,10 +19,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 	"github.com/hpa-signals/hpa-signals/test/e2e/env"
 )
 
@@ -35,7 +33,7 @@ const (
 )
 
 // examplesSampleAppImage is the sample-app image manifests/examples (and
-// so test/e2e/hpas) name; Start tags SampleAppImage under this name in the
+// so demo/hpas) name; Start tags SampleAppImage under this name in the
 // nodes, so those manifests run unchanged on kind.
 const examplesSampleAppImage = "hpa-signals-sample-app:dev"
 
@@ -59,11 +57,11 @@ var apiServices = []string{
 }
 
 // Options configure Start. The zero value creates the cluster
-// cluster.DefaultKindClusterName, fails if it exists, and deletes it at
+// DefaultKindClusterName, fails if it exists, and deletes it at
 // Stop.
 type Options struct {
 	// ClusterName is the kind cluster's name. If empty,
-	// cluster.DefaultKindClusterName.
+	// DefaultKindClusterName.
 	ClusterName string
 	// Reuse uses an existing cluster of that name (re-applying the
 	// manifests and restarting the adapter on the freshly loaded image);
@@ -71,8 +69,8 @@ type Options struct {
 	Reuse bool
 	// Keep leaves a cluster Start created running at Stop.
 	Keep bool
-	// ExportLogs runs `kind export logs` at Stop (StartForTest sets it when
-	// the test failed).
+	// ExportLogs runs `kind export logs` at Stop (the scenarios ask for it
+	// with Kind().SetExportLogs when a test failed).
 	ExportLogs bool
 	// RepoRoot is the root of the hpa-signals module, where test/kind and
 	// manifests are read. If empty, found by walking up from the working
@@ -126,7 +124,7 @@ type Env struct {
 	opts    Options
 	began   time.Time
 	logsDir string
-	kind    *cluster.Kind
+	kind    *Kind
 
 	stopOnce sync.Once
 	stopErr  error
@@ -148,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	if err := os.MkdirAll(e.logsDir, 0o755); err != nil {
 		return nil, fmt.Errorf("start kind environment: %w", err)
 	}
-	k, err := cluster.StartKind(ctx, cluster.KindOptions{
+	k, err := StartKind(ctx, KindOptions{
 		Name:       opts.ClusterName,
 		Config:     filepath.Join(opts.RepoRoot, "test", "kind", "cluster.yaml"),
 		Reuse:      opts.Reuse,
@@ -159,7 +157,7 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 		Progress:   opts.Progress,
 	})
 	if err != nil {
-		if errors.Is(err, cluster.ErrDockerImageMissing) {
+		if errors.Is(err, ErrDockerImageMissing) {
 			err = fmt.Errorf("%w (hack/e2e-kind.sh builds %s and %s)", err, AdapterImage, SampleAppImage)
 		}
 		return nil, fmt.Errorf("start kind environment: %w", err)
@@ -174,41 +172,11 @@ func Start(ctx context.Context, opts Options) (*Env, error) {
 	return e, nil
 }
 
-// StartForTest starts an environment for t and registers its cleanup: at
-// the end the adapter's logs are saved, the cluster's logs exported when t
-// failed, and everything Start made stopped; the work directory is removed
-// when t passed (and the cluster is not kept) and kept, with its path
-// logged, when it failed. Start-up errors fail t at once.
-func StartForTest(ctx context.Context, t testing.TB, opts Options) *Env {
-	t.Helper()
-	e, err := Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		failed := t.Failed()
-		if failed {
-			e.kind.SetExportLogs(true)
-		}
-		if err := e.Stop(); err != nil {
-			t.Errorf("stop kind environment: %v", err)
-		}
-		if failed || t.Failed() || e.opts.Keep {
-			t.Logf("kind environment logs kept in %s (cluster logs in %s)", e.LogsDir(), e.kind.LogsDir())
-			return
-		}
-		if err := os.RemoveAll(e.opts.WorkDir); err != nil {
-			t.Errorf("remove kind environment work dir: %v", err)
-		}
-	})
-	return e
-}
-
 // Cluster is the kind cluster.
 func (e *Env) Cluster() cluster.Cluster { return e.kind }
 
 // Kind is the kind cluster, with its kind-specific methods.
-func (e *Env) Kind() *cluster.Kind { return e.kind }
+func (e *Env) Kind() *Kind { return e.kind }
 
 // LogsDir holds the logs Stop saves: every container of the adapter,
 // Prometheus and Kafka (and the previous instance of restarted ones),
@@ -217,7 +185,7 @@ func (e *Env) Kind() *cluster.Kind { return e.kind }
 func (e *Env) LogsDir() string { return e.logsDir }
 
 // WorkloadsDir is test/kind/workloads: the e2e HPAs and workloads
-// (test/e2e/hpas) with the SampleAppImage tag. Applying test/e2e/hpas
+// (demo/hpas) with the SampleAppImage tag. Applying demo/hpas
 // itself works too (see Start).
 func (e *Env) WorkloadsDir() string {
 	return filepath.Join(e.opts.RepoRoot, "test", "kind", "workloads")
@@ -245,6 +213,19 @@ func (e *Env) Stop() error {
 		}
 	})
 	return e.stopErr
+}
+
+// Remove deletes the work directory. Call it after Stop. With
+// Options.Keep it does nothing: the directory holds the kept cluster's
+// kubeconfig.
+func (e *Env) Remove() error {
+	if e.opts.Keep {
+		return nil
+	}
+	if err := os.RemoveAll(e.opts.WorkDir); err != nil {
+		return fmt.Errorf("remove kind environment work dir: %w", err)
+	}
+	return nil
 }
 
 func (e *Env) progress(format string, args ...any) {

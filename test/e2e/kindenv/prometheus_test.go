@@ -49,7 +49,7 @@ func TestPrometheusScrapesOftenEnough(t *testing.T) {
 	c := loadPromConfig(t)
 	d, err := time.ParseDuration(c.Global.ScrapeInterval)
 	if err != nil || d <= 0 || d > 5*time.Second {
-		t.Errorf("scrape_interval = %q, want at most 5s so a 30s rate window (test/e2e/hpas) has enough samples", c.Global.ScrapeInterval)
+		t.Errorf("scrape_interval = %q, want at most 5s so a 30s rate window (demo/hpas) has enough samples", c.Global.ScrapeInterval)
 	}
 }
 
@@ -57,7 +57,7 @@ func TestPrometheusScrapesOftenEnough(t *testing.T) {
 // metadata of the examples' pods (manifests/examples: HTTP services
 // annotated on their Service, consumers on their pods) through the
 // relabeling, and expects the labels the local stack gives the same pods
-// (test/e2e/stack/pods.go writeTargetsLocked): namespace and pod (the
+// (internal/localstack/pods.go writeTargetsLocked): namespace and pod (the
 // catalog's prometheus.labels), service (the p99 Object metric on a
 // Service) and deployment.
 func TestPrometheusRelabelingGivesTheStackLabels(t *testing.T) {

@@ -21,8 +21,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/e2e/env"
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // Labels on everything SetLoad and ProduceBurst create, so Start and Stop
@@ -44,7 +44,7 @@ const (
 // every HTTP workload; if there is none, SetLoad creates
 // <deployment>-load-target. totalRPS <= 0 deletes the load and returns
 // once its pod is gone.
-func (e *Env) SetLoad(ctx context.Context, namespace, deployment string, totalRPS float64, load env.Load) error {
+func (e *Env) SetLoad(ctx context.Context, namespace, deployment string, totalRPS float64, load loadgen.Shape) error {
 	client := e.kind.Client()
 	name := "load-" + deployment
 	if totalRPS <= 0 {
@@ -125,7 +125,7 @@ func targetService(d *appsv1.Deployment) (*corev1.Service, error) {
 // loadDeployment is the load generator of one workload: one replica of the
 // sample-app in load mode, replaced (Recreate) rather than rolled when the
 // rate changes, so two loads never overlap.
-func loadDeployment(namespace, deployment, targetURL string, rps float64, load env.Load) *appsv1.Deployment {
+func loadDeployment(namespace, deployment, targetURL string, rps float64, load loadgen.Shape) *appsv1.Deployment {
 	name := "load-" + deployment
 	podLabels := map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/component": "load"}
 	args := []string{

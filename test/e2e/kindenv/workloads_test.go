@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/env"
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 )
 
 func exampleDeployment(name string, ports ...corev1.ContainerPort) *appsv1.Deployment {
@@ -77,12 +77,12 @@ func TestLoadDeployment(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		rps      float64
-		load     env.Load
+		load     loadgen.Shape
 		wantArgs []string
 	}{
-		{"plain", 150, env.Load{}, []string{"--mode=load", "--target-url=http://sample-app.demo.svc:80", "--rps=150",
+		{"plain", 150, loadgen.Shape{}, []string{"--mode=load", "--target-url=http://sample-app.demo.svc:80", "--rps=150",
 			"--max-in-flight=1000", "--request-timeout=10s", "--reconnect-interval=1s"}},
-		{"holding goroutines", 12.5, env.Load{Goroutines: 40, Hold: 4 * time.Second}, []string{"--mode=load", "--target-url=http://sample-app.demo.svc:80", "--rps=12.5",
+		{"holding goroutines", 12.5, loadgen.Shape{Goroutines: 40, Hold: 4 * time.Second}, []string{"--mode=load", "--target-url=http://sample-app.demo.svc:80", "--rps=12.5",
 			"--max-in-flight=1000", "--request-timeout=10s", "--reconnect-interval=1s", "--goroutines=40", "--hold=4s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,10 +125,10 @@ func checkRestricted(t *testing.T, pod corev1.PodSpec) {
 func TestApplyDeploymentReplacesTheLoad(t *testing.T) {
 	ctx := context.Background()
 	client := fake.NewClientset()
-	if err := applyDeployment(ctx, client, loadDeployment("demo", "sample-app", "http://x", 100, env.Load{})); err != nil {
+	if err := applyDeployment(ctx, client, loadDeployment("demo", "sample-app", "http://x", 100, loadgen.Shape{})); err != nil {
 		t.Fatal(err)
 	}
-	if err := applyDeployment(ctx, client, loadDeployment("demo", "sample-app", "http://x", 300, env.Load{})); err != nil {
+	if err := applyDeployment(ctx, client, loadDeployment("demo", "sample-app", "http://x", 300, loadgen.Shape{})); err != nil {
 		t.Fatal(err)
 	}
 	d, err := client.AppsV1().Deployments("demo").Get(ctx, "load-sample-app", metav1.GetOptions{})
@@ -182,7 +182,7 @@ func TestManifestsNameTheImages(t *testing.T) {
 	for dir, want := range map[string]string{
 		"../../kind/adapter":   "image: " + AdapterImage,
 		"../../kind/workloads": "image: " + SampleAppImage,
-		"../hpas":              "image: " + examplesSampleAppImage,
+		"../../../demo/hpas":   "image: " + examplesSampleAppImage,
 	} {
 		out, err := exec.Command("kubectl", "kustomize", dir).CombinedOutput()
 		if err != nil {

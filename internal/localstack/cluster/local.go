@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -145,31 +144,6 @@ func StartLocal(ctx context.Context, opts LocalOptions) (*Local, error) {
 	return l, nil
 }
 
-// StartLocalForTest starts a Local cluster for t and registers its cleanup:
-// everything is stopped when t ends; the work directory is removed when t
-// passed and kept, with its path logged, when it failed. Start-up errors
-// fail t at once.
-func StartLocalForTest(ctx context.Context, t testing.TB, opts LocalOptions) *Local {
-	t.Helper()
-	l, err := StartLocal(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Stop(); err != nil {
-			t.Errorf("stop local cluster: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("local cluster logs kept in %s", l.LogsDir())
-			return
-		}
-		if err := l.Remove(); err != nil {
-			t.Errorf("remove local cluster: %v", err)
-		}
-	})
-	return l
-}
-
 // Kubeconfig is the path of a cluster-admin kubeconfig.
 func (l *Local) Kubeconfig() string { return l.kubeconfig }
 
@@ -201,12 +175,12 @@ func (l *Local) Processes() []*Process { return l.procs.list() }
 // CreateNamespace creates a namespace and waits for its default
 // ServiceAccount.
 func (l *Local) CreateNamespace(ctx context.Context, name string) error {
-	return createNamespace(ctx, l.client, name, 30*time.Second)
+	return CreateNamespace(ctx, l.client, name, 30*time.Second)
 }
 
 // DeleteNamespace deletes a namespace without waiting.
 func (l *Local) DeleteNamespace(ctx context.Context, name string) error {
-	return deleteNamespace(ctx, l.client, name)
+	return DeleteNamespace(ctx, l.client, name)
 }
 
 // ClientKubeconfig writes <state>/kubeconfigs/<name>.kubeconfig

@@ -1,15 +1,24 @@
-// Package stack runs everything the end-to-end scenarios need around a
-// Kubernetes cluster, as local processes on 127.0.0.1: Prometheus (scraping
-// through a file_sd file the stack rewrites), an in-process Kafka (kfake),
-// the adapter registered through the project's own manifests, one
-// sample-app process per Running pod of a sample-app Deployment, and a load
-// generator that spreads a total request rate over those processes like a
-// load balancer.
+// Package localstack is the project's local stack: everything the adapter
+// needs around a Kubernetes cluster, as local processes on 127.0.0.1, for
+// make demo, the end-to-end suite and any tool that wants a cluster here.
+// It runs a control plane (package cluster) unless given a cluster,
+// Prometheus (package promserver, scraping through a file_sd file the
+// stack rewrites), an in-process Kafka (kfake), the adapter registered
+// through the project's own manifests, one sample-app process per Running
+// pod of a sample-app Deployment, and a load generator (internal/loadgen)
+// that spreads a total request rate over those processes like a load
+// balancer.
 //
-// The API takes contexts and returns errors, so a test (StartForTest) and a
-// demo program (Start, then Stop) use it alike. A Stack is safe for
+// The API takes contexts and returns errors and never imports package
+// testing, so the end-to-end suite and the demo program use it alike
+// (Start, then Stop, then Remove or keep the logs). A Stack is safe for
 // concurrent use after Start.
-package stack
+//
+// Dependencies point one way: localstack -> cluster, promserver,
+// internal/loadgen; nothing here imports test/ or the product packages
+// (the adapter and the sample-app run as binaries built from ./cmd/adapter
+// and ./examples/sample-app).
+package localstack
 
 import (
 	"context"
@@ -26,9 +35,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/e2e/env"
-	"github.com/hpa-signals/hpa-signals/test/promtest"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
 
 // Options configure Start. The zero value starts a local cluster and
@@ -97,10 +105,9 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-var _ env.Env = (*Stack)(nil)
-
-// Stack is a running stack; it is the local env.Env of the end-to-end
-// scenarios. Methods are safe for concurrent use.
+// Stack is a running stack; it is the local environment of the
+// end-to-end scenarios and the demo's driver. Methods are safe for
+// concurrent use.
 type Stack struct {
 	opts    Options
 	workDir string
@@ -110,7 +117,7 @@ type Stack struct {
 	cluster    cluster.Cluster
 	ownCluster *cluster.Local // set when Start started the cluster
 
-	prom   *promtest.Instance
+	prom   *promserver.Instance
 	fileSD string
 	kafka  *kfake.Cluster
 
@@ -213,14 +220,14 @@ func (s *Stack) startPrometheus() error {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	s.fileSD = filepath.Join(dir, "targets.json")
-	if err := promtest.WriteFileSD(s.fileSD, nil); err != nil {
+	if err := promserver.WriteFileSD(s.fileSD, nil); err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.logsDir, "prometheus.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
-	p, err := promtest.Launch(promtest.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
+	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
 	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("start Prometheus: %w", err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,28 @@ func TestFormatAge(t *testing.T) {
 	for _, tt := range tests {
 		if got := formatAge(tt.in); got != tt.want {
 			t.Errorf("formatAge(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestIsTerminal checks what is not a terminal, where frames must be
+// appended rather than drawn over each other: /dev/null is a character
+// device but no terminal.
+func TestIsTerminal(t *testing.T) {
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	for name, out := range map[string]io.Writer{"/dev/null": devNull, "a pipe": w, "a buffer": &strings.Builder{}} {
+		if isTerminal(out) {
+			t.Errorf("isTerminal(%s) = true, want false", name)
 		}
 	}
 }

@@ -6,7 +6,7 @@
 // and writes a timeline picture of the run. Everything it started is torn
 // down at the end, on failure and on Ctrl-C.
 //
-//	go run ./test/demo [--short] [--out DIR] [--keep]
+//	go run ./demo [--short] [--out DIR] [--keep]
 package main
 
 import (
@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -216,15 +217,11 @@ func pokeHint(kubeconfig, namespace string) string {
 		kubeconfig, namespace, external)
 }
 
-// isTerminal reports whether w is a character device (a terminal), where
-// frames replace each other; elsewhere (CI logs, pipes) they are appended.
+// isTerminal reports whether w is a terminal, where frames replace each
+// other; elsewhere (CI logs, pipes, /dev/null) they are appended.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // screen prints frames. On a terminal every frame is drawn; in a log only

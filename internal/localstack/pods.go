@@ -1,4 +1,4 @@
-package stack
+package localstack
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/promtest"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
 
 // SampleAppImage is the image name (without registry or tag) whose pods
@@ -240,7 +240,7 @@ func (r *podRunner) remove(key, why string) {
 // writeTargetsLocked rewrites the file_sd file from the ready processes.
 // r.mu must be held.
 func (r *podRunner) writeTargetsLocked() error {
-	var targets []promtest.ScrapeTarget
+	var targets []promserver.ScrapeTarget
 	for _, pp := range r.procs {
 		if !pp.ready {
 			continue
@@ -252,20 +252,20 @@ func (r *podRunner) writeTargetsLocked() error {
 		if pp.Deployment != "" {
 			l["deployment"] = pp.Deployment
 		}
-		targets = append(targets, promtest.ScrapeTarget{Address: pp.Addr, Labels: l})
+		targets = append(targets, promserver.ScrapeTarget{Address: pp.Addr, Labels: l})
 	}
-	return promtest.WriteFileSD(r.s.fileSD, targets)
+	return promserver.WriteFileSD(r.s.fileSD, targets)
 }
 
-// endpoints are the addresses of the ready server-mode processes of a
-// Deployment, sorted.
+// endpoints are the base URLs (http://127.0.0.1:<port>) of the ready
+// server-mode processes of a Deployment, sorted.
 func (r *podRunner) endpoints(namespace, deployment string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, pp := range r.procs {
 		if pp.ready && pp.Mode == "server" && pp.Namespace == namespace && pp.Deployment == deployment {
-			out = append(out, pp.Addr)
+			out = append(out, "http://"+pp.Addr)
 		}
 	}
 	sort.Strings(out)

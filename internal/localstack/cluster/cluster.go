@@ -1,13 +1,13 @@
-// Package cluster owns the Kubernetes clusters the end-to-end suite runs
-// against: the Cluster interface the scenarios are written against, a Local
-// implementation that starts a real control plane (etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler and kwok for fake nodes and
-// Running pods) as processes on 127.0.0.1, the PKI it needs, and the small
-// helpers scenarios share (kubectl apply, polling with deadlines, free ports,
-// ServiceAccount kubeconfigs).
+// Package cluster owns the Kubernetes clusters the local stack, the demo
+// and the end-to-end suite run against: the Cluster interface they are
+// written against, a Local implementation that starts a real control
+// plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler and
+// kwok for fake nodes and Running pods) as processes on 127.0.0.1, the PKI
+// it needs, and the small helpers every cluster user shares (kubectl
+// apply, polling with deadlines, free ports, ServiceAccount kubeconfigs).
 //
-// Everything is cluster-agnostic except Local, so a kind implementation can
-// be added beside it and the same scenarios run on both.
+// Everything is cluster-agnostic except Local; package kindenv implements
+// Cluster on kind, so the same scenarios run on both.
 package cluster
 
 import (
@@ -45,8 +45,10 @@ type Cluster interface {
 	Stop() error
 }
 
-// createNamespace implements Cluster.CreateNamespace for any clientset.
-func createNamespace(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) error {
+// CreateNamespace implements Cluster.CreateNamespace for any clientset:
+// it creates the namespace and waits up to timeout for its default
+// ServiceAccount.
+func CreateNamespace(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
 	if _, err := client.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("create namespace %q: %w", name, err)
@@ -65,8 +67,8 @@ func createNamespace(ctx context.Context, client kubernetes.Interface, name stri
 	return nil
 }
 
-// deleteNamespace implements Cluster.DeleteNamespace for any clientset.
-func deleteNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
+// DeleteNamespace implements Cluster.DeleteNamespace for any clientset.
+func DeleteNamespace(ctx context.Context, client kubernetes.Interface, name string) error {
 	err := client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %q: %w", name, err)

@@ -7,8 +7,8 @@ import (
 	"net/http"
 	"path/filepath"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
-	"github.com/hpa-signals/hpa-signals/test/e2e/stack"
+	"github.com/hpa-signals/hpa-signals/internal/localstack"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // stackOptions are what the demo asks of the stack.
@@ -34,23 +34,23 @@ type stackInfo struct {
 	Namespaces []string
 }
 
-// startStack starts the local stack (test/e2e/stack: control plane,
+// startStack starts the local stack (internal/localstack: control plane,
 // Prometheus, Kafka, the adapter registered through manifests/base, one
 // sample-app process per Running pod), applies the HPAs and workloads of
-// test/e2e/hpas (manifests/examples with behaviours short enough for a
+// demo/hpas (manifests/examples with behaviours short enough for a
 // story of minutes), and returns the stack as the story's Driver, what the
 // view needs, and stop, which tears everything down (idempotent; called on
 // every exit path, Ctrl-C included).
 func startStack(ctx context.Context, opts stackOptions) (Driver, stackInfo, func() error, error) {
-	s, err := stack.Start(ctx, stack.Options{Progress: opts.Progress})
+	s, err := localstack.Start(ctx, localstack.Options{Progress: opts.Progress})
 	if err != nil {
 		return nil, stackInfo{}, func() error { return nil }, err
 	}
 	stop := s.Stop // idempotent
-	if err := cluster.ApplyKustomize(ctx, s.Cluster(), filepath.Join(s.RepoRoot(), "test", "e2e", "hpas")); err != nil {
+	if err := cluster.ApplyKustomize(ctx, s.Cluster(), filepath.Join(s.RepoRoot(), "demo", "hpas")); err != nil {
 		return nil, stackInfo{}, stop, fmt.Errorf("apply the example HPAs: %w", err)
 	}
-	fmt.Fprintln(opts.Progress, "demo: applied test/e2e/hpas (manifests/examples with short stabilization windows)")
+	fmt.Fprintln(opts.Progress, "demo: applied demo/hpas (manifests/examples with short stabilization windows)")
 	info := stackInfo{
 		Kubeconfig:    s.Kubeconfig(),
 		LogsDir:       s.LogsDir(),

@@ -1,4 +1,9 @@
-package promtest
+// Package promserver runs a real Prometheus (the Debian package's
+// /usr/bin/prometheus) as a process on 127.0.0.1 with a 1s scrape
+// interval, scraping static targets or a file_sd file, and stops and
+// restarts it on the same port and data. The local stack runs it; the
+// tests wrap it in test/promtest.
+package promserver
 
 import (
 	"bytes"
@@ -21,6 +26,20 @@ import (
 
 	"sigs.k8s.io/yaml"
 )
+
+// Binary is the Prometheus executable the harness runs. A test may point it
+// elsewhere before calling Launch.
+var Binary = "/usr/bin/prometheus"
+
+// ScrapeTarget is one address Prometheus scrapes, with the labels it
+// attaches to every series it scrapes there (static_configs labels; the
+// target's own labels do not override them).
+type ScrapeTarget struct {
+	// Address is host:port; /metrics is scraped.
+	Address string
+	// Labels are attached to every scraped series, e.g. namespace and pod.
+	Labels map[string]string
+}
 
 // Options configure Launch.
 type Options struct {
@@ -77,7 +96,7 @@ func Launch(opts Options) (*Instance, error) {
 		bin = path
 	}
 	if opts.Dir == "" {
-		return nil, errors.New("promtest: Options.Dir is required")
+		return nil, errors.New("promserver: Options.Dir is required")
 	}
 	p := &Instance{
 		binary:  bin,
@@ -143,7 +162,7 @@ func (p *Instance) Start() error {
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the parent dies
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("promtest: start %s: %w", p.binary, err)
+		return fmt.Errorf("promserver: start %s: %w", p.binary, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -151,7 +170,7 @@ func (p *Instance) Start() error {
 
 	fail := func(what string, err error) error {
 		p.stopLocked()
-		return fmt.Errorf("promtest: %s: %w\n%s", what, err, p.log.String()[mark:])
+		return fmt.Errorf("promserver: %s: %w\n%s", what, err, p.log.String()[mark:])
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for p.addr == "" {
@@ -237,17 +256,17 @@ func (p *Instance) SetTargets(ctx context.Context, targets ...ScrapeTarget) erro
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.URL()+"/-/reload", nil)
 	if err != nil {
-		return fmt.Errorf("promtest: reload Prometheus config: %w", err)
+		return fmt.Errorf("promserver: reload Prometheus config: %w", err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("promtest: reload Prometheus config: %w", err)
+		return fmt.Errorf("promserver: reload Prometheus config: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		var b bytes.Buffer
 		_, _ = b.ReadFrom(resp.Body)
-		return fmt.Errorf("promtest: reload Prometheus config: %s: %s", resp.Status, b.String())
+		return fmt.Errorf("promserver: reload Prometheus config: %s: %s", resp.Status, b.String())
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (l *Local) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if l.restConfig, err = restConfigFromKubeconfig(l.kubeconfig); err != nil {
+	if l.restConfig, err = RESTConfigFromKubeconfig(l.kubeconfig); err != nil {
 		return err
 	}
 	l.restConfig.QPS, l.restConfig.Burst = 100, 200

@@ -6,17 +6,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/env"
+	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 )
 
-// Driver is what the story needs from the running stack; *stack.Stack
+// Driver is what the story needs from the running stack; *localstack.Stack
 // implements it.
 type Driver interface {
 	// SetLoad makes the load generator send rps requests per second in
 	// total to /work of the pods of deployment in namespace, spread over
 	// its live pods as a load balancer would, until the next call; 0
 	// stops it.
-	SetLoad(ctx context.Context, namespace, deployment string, rps float64, load env.Load) error
+	SetLoad(ctx context.Context, namespace, deployment string, rps float64, load loadgen.Shape) error
 	// ProduceBurst produces n messages to topic as fast as it can and
 	// returns when the broker has them.
 	ProduceBurst(ctx context.Context, topic string, n int) error
@@ -27,7 +27,7 @@ type Driver interface {
 type Action struct {
 	Deployment string
 	RPS        float64
-	Load       env.Load
+	Load       loadgen.Shape
 
 	Topic string
 	Burst int
@@ -139,12 +139,12 @@ var (
 	qpsBase        = Action{Deployment: qpsApp, RPS: 40}
 	latencyBase    = Action{Deployment: latencyApp, RPS: 100}
 	goroutinesBase = Action{Deployment: goroutinesApp, RPS: 10}
-	goroutineBurst = Action{Deployment: goroutinesApp, RPS: 50, Load: env.Load{Goroutines: 20, Hold: 2 * time.Second}}
+	goroutineBurst = Action{Deployment: goroutinesApp, RPS: 50, Load: loadgen.Shape{Goroutines: 20, Hold: 2 * time.Second}}
 )
 
 // NewStory returns the full story (about 15 minutes), or with short the
 // CI variant (a few minutes): every signal up at once, then all down.
-// Replica counts assume the demo's HPA behaviours (test/e2e/hpas).
+// Replica counts assume the demo's HPA behaviours (demo/hpas).
 func NewStory(short bool) Story {
 	baseline := Step{
 		Title:   "Baseline: light load everywhere",

@@ -1,4 +1,4 @@
-package cluster
+package kindenv
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // ErrKindUnavailable is wrapped by StartKind's error when the kind or
@@ -85,7 +87,7 @@ func (o *KindOptions) defaults() {
 }
 
 // Kind is a kind cluster (Kubernetes in Docker containers) driven through
-// the kind CLI. It implements Cluster. Its methods are safe for concurrent
+// the kind CLI. It implements cluster.Cluster. Its methods are safe for concurrent
 // use, except Stop.
 type Kind struct {
 	opts       KindOptions
@@ -102,7 +104,7 @@ type Kind struct {
 	stopErr    error
 }
 
-var _ Cluster = (*Kind)(nil)
+var _ cluster.Cluster = (*Kind)(nil)
 
 // StartKind creates the kind cluster opts.Name from opts.Config (or, with
 // opts.Reuse, uses the existing one), writes its kubeconfig into the work
@@ -170,13 +172,13 @@ func (k *Kind) start(ctx context.Context) error {
 	if err := os.WriteFile(k.kubeconfig, []byte(cfg), 0o600); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
-	if k.restConfig, err = restConfigFromKubeconfig(k.kubeconfig); err != nil {
+	if k.restConfig, err = cluster.RESTConfigFromKubeconfig(k.kubeconfig); err != nil {
 		return err
 	}
 	if k.client, err = kubernetes.NewForConfig(k.restConfig); err != nil {
 		return fmt.Errorf("create client: %w", err)
 	}
-	err = WaitFor(ctx, "every kind node Ready", k.opts.Wait, func(ctx context.Context) (bool, error) {
+	err = cluster.WaitFor(ctx, "every kind node Ready", k.opts.Wait, func(ctx context.Context) (bool, error) {
 		nodes, err := k.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -276,12 +278,12 @@ func (k *Kind) SetExportLogs(export bool) { k.exportLogs.Store(export) }
 // CreateNamespace creates a namespace and waits for its default
 // ServiceAccount.
 func (k *Kind) CreateNamespace(ctx context.Context, name string) error {
-	return createNamespace(ctx, k.client, name, 30*time.Second)
+	return cluster.CreateNamespace(ctx, k.client, name, 30*time.Second)
 }
 
 // DeleteNamespace deletes a namespace without waiting.
 func (k *Kind) DeleteNamespace(ctx context.Context, name string) error {
-	return deleteNamespace(ctx, k.client, name)
+	return cluster.DeleteNamespace(ctx, k.client, name)
 }
 
 // Stop exports the logs if asked, then deletes the cluster if StartKind

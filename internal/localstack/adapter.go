@@ -1,4 +1,4 @@
-package stack
+package localstack
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hpa-signals/hpa-signals/test/e2e/cluster"
+	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
 )
 
 // The adapter's identity and Service, as in manifests/base.
@@ -144,7 +144,7 @@ func catalogYAML(base string, brokers []string) (string, error) {
 		quoted[i] = strconv.Quote(b)
 	}
 	local := "brokers: [" + strings.Join(quoted, ", ") + "]"
-	return "# test/e2e/stack: " + base + " with the local Kafka's brokers.\n" +
+	return "# internal/localstack: " + base + " with the local Kafka's brokers.\n" +
 		strings.Replace(string(b), baseBrokers, local, 1), nil
 }
 
@@ -156,7 +156,7 @@ func catalogYAML(base string, brokers []string) (string, error) {
 // catalog ConfigMap generated from the same file the adapter reads.
 func overlayKustomization(base string, port int, caBundle []byte) string {
 	ca := base64.StdEncoding.EncodeToString(caBundle)
-	return fmt.Sprintf(`# Written by test/e2e/stack.
+	return fmt.Sprintf(`# Written by internal/localstack.
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:

@@ -40,8 +40,8 @@ func writeKubeconfig(path, server string, caPEM []byte, user string, creds kubec
 	return nil
 }
 
-// restConfigFromKubeconfig loads a client config from a kubeconfig file.
-func restConfigFromKubeconfig(path string) (*rest.Config, error) {
+// RESTConfigFromKubeconfig loads a client config from a kubeconfig file.
+func RESTConfigFromKubeconfig(path string) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)

@@ -1,6 +1,9 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // The defaults, in one place. setDefaults applies them to file entries and
 // presets alike.
@@ -22,6 +25,17 @@ const (
 	// DefaultKafkaSharedGroupPattern is the groupPattern of a namespaced:
 	// false entry: any group, for the namespaces in callerNamespaces.
 	DefaultKafkaSharedGroupPattern = "*"
+)
+
+// DefaultKafkaAllowedTopics is the allowedTopics of a namespaced entry
+// that does not set it: the namespace's own topics, named like its groups,
+// may be named before the group commits (a consumer that has joined but not
+// yet received a record, or one scaled to zero). A namespaced: false entry
+// allows every topic (DefaultKafkaSharedAllowedTopics). Write
+// allowedTopics: [] to allow only topics with committed offsets.
+var (
+	DefaultKafkaAllowedTopics       = []string{"{namespace}.*"}
+	DefaultKafkaSharedAllowedTopics = []string{"*"}
 )
 
 // KafkaMetric.OffsetReset values.
@@ -60,8 +74,10 @@ func (m *Metric) setDefaults() {
 	setString(&m.Kafka.OffsetReset, DefaultKafkaOffsetReset)
 	if m.IsNamespaced() {
 		setString(&m.Kafka.GroupPattern, DefaultKafkaGroupPattern)
+		setList(&m.Kafka.AllowedTopics, DefaultKafkaAllowedTopics)
 	} else {
 		setString(&m.Kafka.GroupPattern, DefaultKafkaSharedGroupPattern)
+		setList(&m.Kafka.AllowedTopics, DefaultKafkaSharedAllowedTopics)
 	}
 	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
 }
@@ -69,6 +85,13 @@ func (m *Metric) setDefaults() {
 func setString(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+// setList sets an absent list (nil); a list written empty ([]) stays empty.
+func setList(l *[]string, def []string) {
+	if *l == nil {
+		*l = slices.Clone(def)
 	}
 }
 

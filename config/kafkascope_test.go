@@ -207,7 +207,30 @@ func TestShippedCatalogIsOwnedOnly(t *testing.T) {
 	if got := c.Lookup("kafka_consumer_lag_earliest").Kafka.AllowedTopicsFor("demo"); !slices.Equal(got, []string{"demo.*"}) {
 		t.Errorf("kafka_consumer_lag_earliest allows topics %q for demo, want [demo.*]", got)
 	}
-	if got := c.Lookup("kafka_consumer_lag").Kafka.AllowedTopicsFor("demo"); got != nil {
-		t.Errorf("kafka_consumer_lag allows topics %q, want none beyond the group's", got)
+	if got := c.Lookup("kafka_consumer_lag").Kafka.AllowedTopicsFor("demo"); !slices.Equal(got, []string{"demo.*"}) {
+		t.Errorf("kafka_consumer_lag allows topics %q for demo, want [demo.*] (the default)", got)
+	}
+}
+
+// allowedTopics defaults to the namespace's own topics; written empty it
+// allows none beyond the group's committed ones; a namespaced: false entry
+// allows every topic.
+func TestAllowedTopicsDefault(t *testing.T) {
+	c, err := Parse([]byte(`
+presets: false
+kafka:
+  clusters: [{name: main, brokers: ["k:9092"]}]
+metrics:
+  - {name: absent, apis: [external], source: kafka, kafka: {signal: lag}}
+  - {name: empty, apis: [external], source: kafka, kafka: {signal: lag, allowedTopics: []}}
+  - {name: shared, apis: [external], source: kafka, kafka: {signal: lag}, namespaced: false, callerNamespaces: [ops]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]string{"absent": {"team-a.*"}, "empty": nil, "shared": {"*"}} {
+		if got := c.Lookup(name).Kafka.AllowedTopicsFor("team-a"); !slices.Equal(got, want) {
+			t.Errorf("%s: allowed topics for team-a %q, want %q", name, got, want)
+		}
 	}
 }

@@ -247,9 +247,12 @@ type KafkaMetric struct {
 	GroupPattern string `json:"groupPattern,omitempty"`
 	// AllowedTopics are globs (may use {namespace}, under the rule of
 	// GroupPattern) of topics a selector may name although the group has
-	// no committed offsets for them, e.g. for a group scaled to zero
-	// before its first commit. Empty (the default): only topics the group
-	// has committed offsets for. See KafkaMetric.AllowedTopicsFor.
+	// no committed offsets for them, e.g. for a consumer that has not
+	// received a record yet or a group scaled to zero before its first
+	// commit. Absent: "{namespace}.*", the namespace's own topics named
+	// like its groups ("*" for a namespaced: false entry); written empty
+	// ([]): only topics the group has committed offsets for. See
+	// KafkaMetric.AllowedTopicsFor.
 	AllowedTopics []string `json:"allowedTopics,omitempty"`
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.

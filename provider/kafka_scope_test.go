@@ -132,17 +132,17 @@ func TestKafkaGroupOwnership(t *testing.T) {
 		wantCode          int
 		wantAllowed       []string // the query's AllowedTopics, when 200
 	}{
-		{"team-a", "kafka_consumer_lag", "team-a.billing", 200, nil},
-		{"team", "kafka_consumer_lag", "team.billing", 200, nil},
+		{"team-a", "kafka_consumer_lag", "team-a.billing", 200, []string{"team-a.*"}}, // the default allowedTopics
+		{"team", "kafka_consumer_lag", "team.billing", 200, []string{"team.*"}},
 		{"team", "kafka_consumer_lag", "team-a.billing", 404, nil},
 		{"team-a", "kafka_consumer_lag", "team.billing", 404, nil},
-		{"demo", "kafka_consumer_lag", "billing", 200, nil},   // kafka.groupOwners
-		{"team-a", "kafka_consumer_lag", "billing", 404, nil}, // given to demo only
-		{"demo", "kafka_consumer_lag", "anything", 404, nil},  // neither pattern nor owners
+		{"demo", "kafka_consumer_lag", "billing", 200, []string{"demo.*"}}, // kafka.groupOwners
+		{"team-a", "kafka_consumer_lag", "billing", 404, nil},              // given to demo only
+		{"demo", "kafka_consumer_lag", "anything", 404, nil},               // neither pattern nor owners
 		{"demo", "kafka_consumer_lag_earliest", "demo.audit", 200, []string{"demo.*"}},
 		{"team-a", "kafka_consumer_lag_earliest", "team-a.billing", 200, []string{"team-a.*"}},
-		{"platform", "platform_lag", "anything", 200, nil}, // namespaced: false: any group
-		{"team-a", "platform_lag", "anything", 404, nil},   // not a caller
+		{"platform", "platform_lag", "anything", 200, []string{"*"}}, // namespaced: false: any group, any topic
+		{"team-a", "platform_lag", "anything", 404, nil},             // not a caller
 	} {
 		t.Run(tc.ns+" "+tc.metric+" "+tc.group, func(t *testing.T) {
 			before := len(k.asked())

@@ -33,6 +33,13 @@ var APIServices = []string{
 	"v1beta1.external.metrics.k8s.io",
 }
 
+// AdapterRefreshInterval and AdapterMaxCacheKeysPerNamespace are two of
+// AdapterFlags, for scenarios that compute bounds from them.
+const (
+	AdapterRefreshInterval          = time.Second
+	AdapterMaxCacheKeysPerNamespace = 40
+)
+
 // AdapterFlags are the flags the stack gives the adapter besides ports,
 // certificates, kubeconfigs and URLs:
 //
@@ -41,13 +48,17 @@ var APIServices = []string{
 //   - --max-staleness=10s: an outage turns into errors (and held replica
 //     counts) within seconds instead of the default minute, so the failure
 //     scenario runs in seconds.
+//   - --max-cache-keys-per-namespace=40: well above what the example HPAs
+//     and the scenarios of one namespace read at once, and low enough that
+//     the key-cap scenario shows the bound within seconds.
 //   - --shutdown-grace-period=10s: the lifecycle scenario checks the
 //     adapter exits within it.
 //   - --authorization-always-allow-paths: lets the stack read /readyz and
 //     /metrics without credentials, like a kubelet probe or a scraper.
 var AdapterFlags = []string{
-	"--refresh-interval=1s",
+	"--refresh-interval=" + AdapterRefreshInterval.String(),
 	"--max-staleness=10s",
+	"--max-cache-keys-per-namespace=" + strconv.Itoa(AdapterMaxCacheKeysPerNamespace),
 	"--shutdown-grace-period=10s",
 	"--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics",
 	"--v=2",
@@ -355,6 +366,23 @@ func (s *Stack) AdapterReadyAfter() time.Duration {
 		return 0
 	}
 	return s.adapter.readyAfter[len(s.adapter.readyAfter)-1]
+}
+
+// ExtendCatalog appends entries (YAML list items of the catalog's metrics
+// list, e.g. "- name: x\n  apis: [external]\n  ...") to the catalog file the
+// adapter watches. The adapter applies it within about a second; callers
+// wait for the entries to be served. Entries the adapter finds invalid are
+// logged and the previous catalog keeps serving.
+func (s *Stack) ExtendCatalog(entries string) error {
+	f, err := os.OpenFile(s.adapter.catalog, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("extend catalog: %w", err)
+	}
+	if _, err := f.WriteString("\n" + strings.TrimSuffix(entries, "\n") + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("extend catalog: %w", err)
+	}
+	return f.Close()
 }
 
 // AdapterOverlay is the kustomize overlay that registered the adapter.

@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/hpa-signals/hpa-signals/internal/loadgen"
 	"github.com/hpa-signals/hpa-signals/internal/localstack"
@@ -75,6 +76,8 @@ func TestScenarios(t *testing.T) {
 	})
 	t.Run("PrometheusOutage", func(t *testing.T) { outageScenario(ctx, t, e) })
 	t.Run("Security", func(t *testing.T) { securityScenario(ctx, t, e, root) })
+	t.Run("Scope", func(t *testing.T) { scopeScenario(ctx, t, e) })
+	t.Run("KeyCap", func(t *testing.T) { keyCapScenario(ctx, t, e) })
 	t.Run("Lifecycle", func(t *testing.T) { lifecycleScenario(ctx, t, e) })
 }
 
@@ -446,14 +449,22 @@ func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
 	waitHPA(ctx, t, e.Cluster(), qpsHPA, "reports its metric from the new adapter", scaleTimeout, settledAt(2))
 }
 
-// rawGet GETs path from the cluster's apiserver (through the aggregator
-// for the metrics APIs). Non-2xx answers are *errors.StatusError.
+// rawGet GETs path from the cluster's apiserver as the cluster admin
+// (through the aggregator for the metrics APIs). Non-2xx answers are
+// *errors.StatusError.
 func rawGet(ctx context.Context, c cluster.Cluster, path string) ([]byte, error) {
+	return getWith(ctx, c.Client(), path)
+}
+
+// getWith GETs path with client (through the aggregator for the metrics
+// APIs). Non-2xx answers are *errors.StatusError wrapped with the message
+// of the answer: the error alone is the generic text of the status code.
+func getWith(ctx context.Context, client kubernetes.Interface, path string) ([]byte, error) {
 	u, err := url.Parse(path)
 	if err != nil {
 		return nil, err
 	}
-	req := c.Client().Discovery().RESTClient().Get().AbsPath(u.Path)
+	req := client.Discovery().RESTClient().Get().AbsPath(u.Path)
 	for k, vs := range u.Query() {
 		for _, v := range vs {
 			req = req.Param(k, v)
@@ -461,8 +472,6 @@ func rawGet(ctx context.Context, c cluster.Cluster, path string) ([]byte, error)
 	}
 	body, err := req.DoRaw(ctx)
 	if err != nil && len(body) > 0 {
-		// The error alone is the generic text of the status code; the
-		// body says what the adapter answered.
 		var st metav1.Status
 		if json.Unmarshal(body, &st) == nil && st.Message != "" {
 			return body, fmt.Errorf("%w: %s", err, st.Message)

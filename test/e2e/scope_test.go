@@ -414,7 +414,8 @@ func commitOffsets(ctx context.Context, brokers []string, group, topic string, o
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation = group, -1
 	ct := kmsg.NewOffsetCommitRequestTopic()
-	ct.Topic = topic
+	// Name for requests up to v9, ID from v10 on: kgo picks the version.
+	ct.Topic, ct.TopicID = topic, mresp.Topics[0].TopicID
 	for _, p := range mresp.Topics[0].Partitions {
 		cp := kmsg.NewOffsetCommitRequestTopicPartition()
 		cp.Partition, cp.Offset = p.Partition, offset

@@ -10,15 +10,17 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/prometheus/common/model"
 )
 
 // ErrInvalidParameter is wrapped by RenderQuery's errors about parameter
 // values, which come from the HPA's selector: callers map it to a 400.
 var ErrInvalidParameter = errors.New("invalid parameter")
 
-// labelNameRE is what Prometheus accepts as a label name in PromQL without
-// quoting, and what the catalog accepts as a parameter name.
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+// Label, parameter and metric names of the catalog are checked with
+// model.LegacyValidation.IsValidLabelName, Prometheus' own rule for a label
+// name PromQL writes without quoting ([a-zA-Z_][a-zA-Z0-9_]*).
 
 // QueryData is the request-dependent input of a query template. The zero
 // value renders the query over all series, aggregated to one.
@@ -105,7 +107,7 @@ func (m *Metric) RenderQuery(d QueryData) (string, error) {
 		tmpl, patterns = c.tmpl, c.patterns
 	}
 	for _, l := range d.GroupBy {
-		if !labelNameRE.MatchString(l) {
+		if !model.LegacyValidation.IsValidLabelName(l) {
 			return "", fmt.Errorf("render query of %q: group-by label %q is not a valid Prometheus label name", m.Name, l)
 		}
 	}
@@ -177,7 +179,7 @@ func (m *Metric) AllowsSelectorLabel(key string) bool {
 	if slices.Contains(m.SelectorLabels, key) {
 		return true
 	}
-	return slices.Contains(m.SelectorLabels, "*") && labelNameRE.MatchString(key)
+	return slices.Contains(m.SelectorLabels, "*") && model.LegacyValidation.IsValidLabelName(key)
 }
 
 // Serves reports whether m is served on api.

@@ -48,7 +48,7 @@ func (c *Catalog) validate(line func(string) int) []error {
 		{"prometheus.labels.namespace", c.Prometheus.Labels.Namespace},
 		{"prometheus.labels.pod", c.Prometheus.Labels.Pod},
 	} {
-		if !labelNameRE.MatchString(f.value) {
+		if !model.LegacyValidation.IsValidLabelName(f.value) {
 			p.add(f.name, "%q is not a valid Prometheus label name; use letters, digits and underscores, not starting with a digit", f.value)
 			labelsOK = false
 		}
@@ -154,7 +154,7 @@ func (m *Metric) validate(p *problems, prom PrometheusSettings, labelsOK bool) {
 	switch {
 	case m.Name == "":
 		p.add("name", "missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second")
-	case !labelNameRE.MatchString(m.Name):
+	case !model.LegacyValidation.IsValidLabelName(m.Name):
 		p.add("name", "%q is not a valid metric name; use letters, digits and underscores, not starting with a digit", m.Name)
 	}
 	if len(m.APIs) == 0 {
@@ -261,7 +261,7 @@ func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labels
 		case prm.Name == "":
 			p.add(f+".name", "missing; name the parameter, e.g. name: window (HPAs set it as a selector key)")
 			paramsOK = false
-		case !labelNameRE.MatchString(prm.Name):
+		case !model.LegacyValidation.IsValidLabelName(prm.Name):
 			p.add(f+".name", "%q is not a valid parameter name; use letters, digits and underscores, not starting with a digit", prm.Name)
 			paramsOK = false
 		case slices.IndexFunc(m.Parameters, func(q Parameter) bool { return q.Name == prm.Name }) < i:
@@ -290,7 +290,7 @@ func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labels
 	for i, l := range m.SelectorLabels {
 		f := fmt.Sprintf("selectorLabels[%d]", i)
 		switch {
-		case l != "*" && !labelNameRE.MatchString(l):
+		case l != "*" && !model.LegacyValidation.IsValidLabelName(l):
 			p.add(f, "%q is not a valid Prometheus label name; use letters, digits and underscores, or \"*\" for any valid label name", l)
 		case slices.Index(m.SelectorLabels, l) < i:
 			p.add(f, "%q is listed twice; list each label once", l)
@@ -332,7 +332,7 @@ func (m *Metric) validateResources(p *problems) {
 		case !resourceRE.MatchString(r):
 			p.add(f, "%q is not a resource name; write the lowercase plural resource with its API group unless it is core, e.g. services or deployments.apps", r)
 		}
-		if l := m.Resources[r]; !labelNameRE.MatchString(l) {
+		if l := m.Resources[r]; !model.LegacyValidation.IsValidLabelName(l) {
 			p.add(f, "%q is not a valid Prometheus label name; name the label holding the object's name, e.g. deployment", l)
 		}
 	}

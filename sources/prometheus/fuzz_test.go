@@ -130,12 +130,11 @@ func FuzzBuildQuery(f *testing.F) {
 		// that an invalid key does not hide what the values and the
 		// namespaces become.
 		variants := [][]requirement{nil, {{"handler", o, values}}, reqs}
-		fixed := []Matcher{{"route", MatchEqual, v1}, {"service", MatchNotEqual, v2}}
-		scope := Scope{Namespaces: []string{"team-a", v2}, GroupBy: []string{"pod"}, Fixed: fixed}
+		s := scope([]string{"team-a", v2}, "pod")
 		if !strings.Contains(v2, "\xff") && v2 != "" && len(v2)%2 == 0 {
-			scope.Namespaces = []string{v2} // one namespace: the = path
+			s.Namespaces = []string{v2} // one namespace: the = path
 		}
-		clusterWide := Scope{Fixed: fixed}
+		clusterWide := scope(nil)
 		scopeValid := utf8.ValidString(v1) && utf8.ValidString(v2)
 		check := func(m *config.Metric, s Scope, reqs []requirement, q string, err error) {
 			t.Helper()
@@ -151,8 +150,8 @@ func FuzzBuildQuery(f *testing.F) {
 		}
 		for _, m := range fuzzMetrics() {
 			for _, rs := range variants {
-				q, err := buildQuery(m, scope, rs)
-				check(m, scope, rs, q, err)
+				q, err := buildQuery(m, s, rs)
+				check(m, s, rs, q, err)
 			}
 			if sel, err := labels.Parse(selector); err == nil {
 				q, err := BuildQuery(m, podScope(), sel)
@@ -186,7 +185,7 @@ func TestBuildQueryNastyValues(t *testing.T) {
 			if o != selection.In && o != selection.NotIn {
 				reqs[0].values = []string{v}
 			}
-			s := Scope{Namespaces: []string{v, "team-a"}, GroupBy: []string{"pod"}, Fixed: []Matcher{{"route", MatchNotEqual, v}}}
+			s := scope([]string{v, "team-a"}, "pod")
 			for _, m := range fuzzMetrics() {
 				q, err := buildQuery(m, s, reqs)
 				if err != nil {
@@ -266,8 +265,7 @@ func assertShape(t *testing.T, m *config.Metric, s Scope, q string) {
 // assertMeaning checks what every vector selector of q reads, computed from
 // the scope and the requirements, not from the code under test: the
 // namespace matcher (equal to the one namespace, or a regexp matching
-// exactly the namespaces), the fixed matchers exactly as given, no other
-// matcher on a reserved label, for each label requirement a matcher whose
+// exactly the namespaces), no other matcher on a reserved label, for each label requirement a matcher whose
 // value means exactly the requested values, and nothing else.
 func assertMeaning(t *testing.T, m *config.Metric, s Scope, q string, reqs []requirement) {
 	t.Helper()
@@ -279,19 +277,10 @@ func assertMeaning(t *testing.T, m *config.Metric, s Scope, q string, reqs []req
 	if err != nil || len(own) != len(vs) {
 		t.Fatalf("the benign query has %d selectors (%v), the query %d: %s", len(own), err, len(vs), q)
 	}
-	nsLabel, podLabel := "namespace", "pod"
-	if s.Labels.Namespace != "" {
-		nsLabel = s.Labels.Namespace
-	}
-	if s.Labels.Pod != "" {
-		podLabel = s.Labels.Pod
-	}
+	nsLabel, podLabel := s.Labels.Namespace, s.Labels.Pod
 	reserved := map[string]bool{}
 	for _, l := range s.GroupBy {
 		reserved[l] = true
-	}
-	for _, f := range s.Fixed {
-		reserved[f.Name] = true
 	}
 	var namespaces []string
 	if m.IsNamespaced() {
@@ -337,22 +326,11 @@ func assertMeaning(t *testing.T, m *config.Metric, s Scope, q string, reqs []req
 				t.Fatalf("namespace matcher %s %v, want exactly %q: %s", ns[0], err, namespaces, where)
 			}
 		}
-		for _, f := range s.Fixed {
-			if !slices.ContainsFunc(v.LabelMatchers, func(pm *plabels.Matcher) bool {
-				return pm.Name == f.Name && pm.Type == matchTypes[f.Op] && pm.Value == f.Value
-			}) {
-				t.Fatalf("fixed matcher %s missing: %s", f, where)
-			}
-		}
 		for _, pm := range v.LabelMatchers {
 			if !reserved[pm.Name] {
 				continue
 			}
-			isNs := pm.Name == nsLabel && len(namespaces) > 0
-			isFixed := slices.ContainsFunc(s.Fixed, func(f Matcher) bool {
-				return pm.Name == f.Name && pm.Type == matchTypes[f.Op] && pm.Value == f.Value
-			})
-			if !isNs && !isFixed {
+			if pm.Name != nsLabel || len(namespaces) == 0 {
 				t.Fatalf("matcher %s touches the reserved label %q: %s", pm, pm.Name, where)
 			}
 		}
@@ -365,7 +343,7 @@ func assertMeaning(t *testing.T, m *config.Metric, s Scope, q string, reqs []req
 				t.Fatalf("no matcher means %s %s %q (%s): %s", r.key, r.op, r.values, strings.Join(why, "; "), where)
 			}
 		}
-		want := len(own[i].LabelMatchers) + min(len(namespaces), 1) + len(s.Fixed) + len(labelReqs)
+		want := len(own[i].LabelMatchers) + min(len(namespaces), 1) + len(labelReqs)
 		if len(v.LabelMatchers) != want {
 			t.Fatalf("want %d matchers, got %d: %s", want, len(v.LabelMatchers), where)
 		}

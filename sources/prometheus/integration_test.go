@@ -52,7 +52,9 @@ func query(t *testing.T, m *config.Metric, namespace, selector string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := prometheus.BuildQuery(m, prometheus.Scope{Namespaces: []string{namespace}, GroupBy: []string{"pod"}}, sel)
+	settings := config.Default().Prometheus
+	scope := prometheus.Scope{Labels: settings.Labels, Namespaces: []string{namespace}, GroupBy: []string{settings.Labels.Pod}, MaxRange: settings.MaxRange.Duration}
+	q, err := prometheus.BuildQuery(m, scope, sel)
 	if err != nil {
 		t.Fatalf("build %s query: %v", m.Name, err)
 	}

@@ -1,18 +1,17 @@
 package prometheus
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
 	plabels "github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/util/strutil"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 
@@ -37,58 +36,32 @@ var ErrOutOfScope = errors.New("query reads outside its scope")
 // made longer than prometheus.maxRange, so callers can count the limit.
 var ErrRangeTooLong = errors.New("range too long")
 
-// MatchOp is a PromQL label matching operator.
-type MatchOp string
-
-// The PromQL label matching operators.
-const (
-	MatchEqual     MatchOp = "="
-	MatchNotEqual  MatchOp = "!="
-	MatchRegexp    MatchOp = "=~"
-	MatchNotRegexp MatchOp = "!~"
-)
-
-// Matcher is one PromQL label matcher. String renders it with the value
-// quoted and escaped; for MatchRegexp and MatchNotRegexp, Value is a regular
-// expression (Prometheus anchors it at both ends).
-type Matcher struct {
-	Name  string
-	Op    MatchOp
-	Value string
-}
-
-// String renders the matcher as PromQL, e.g. service="frontend".
-func (m Matcher) String() string {
-	return m.Name + string(m.Op) + quote(m.Value)
-}
-
 // Scope is what the request, not the HPA's metric selector, decides: which
-// namespaces, which fixed label values and which grouping. Selector keys
-// that name a scope label are rejected so a selector cannot widen the scope.
+// namespaces and which grouping. Selector keys that name a scope label are
+// rejected so a selector cannot widen the scope. The provider builds it
+// (provider.PrometheusScope) from the catalog's settings, which config has
+// defaulted and validated.
 //
 // Whether the query is restricted to namespaces at all is the catalog's
 // decision, not the request's: for a namespaced entry (the default)
 // Namespaces is required; for a namespaced: false entry it must be empty,
 // the query carries no namespace matcher, and the namespace, pod and
 // resource labels are ordinary selector keys (accepted when selectorLabels
-// lists them or has "*"), since no scope sets them. GroupBy and Fixed
-// labels stay reserved either way.
+// lists them or has "*"), since no scope sets them. GroupBy labels stay
+// reserved either way.
 type Scope struct {
-	// Labels names the namespace and pod labels. Empty fields mean
-	// "namespace" and "pod".
+	// Labels names the namespace and pod labels (prometheus.labels of the
+	// catalog).
 	Labels config.PrometheusLabels
 	// Namespaces the query is restricted to: one is matched with =,
 	// several with =~ over their escaped alternatives. Required for a
 	// namespaced entry, empty for a namespaced: false one.
 	Namespaces []string
-	// Fixed are extra matchers the caller imposes, e.g. service="frontend".
-	Fixed []Matcher
 	// GroupBy are the label names the query groups by (.GroupBy in the
 	// template). Empty aggregates everything into one series.
 	GroupBy []string
 	// MaxRange is the longest range or subquery window the query may use
-	// (prometheus.maxRange of the catalog). Zero means
-	// config.DefaultPrometheusMaxRange.
+	// (prometheus.maxRange of the catalog). Zero means no limit.
 	MaxRange time.Duration
 }
 
@@ -99,7 +72,7 @@ type Scope struct {
 //
 // Every query is parsed before it is returned and checked with
 // config.CheckQuery: each vector selector must carry the scope's matchers
-// exactly as built (the namespace matcher and Fixed), else the error wraps
+// exactly as built (the namespace matcher), else the error wraps
 // ErrOutOfScope; a range longer than s.MaxRange, which only a parameter
 // value can cause once the catalog is validated, wraps ErrInvalidSelector
 // like every other error caused by the selector.
@@ -159,6 +132,9 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 		}
 		matchers = append(matchers, mt.String())
 	}
+	// Matcher.String quotes the value with strconv.Quote: PromQL string
+	// literals use Go's escape sequences, so the value parses back to
+	// itself for any valid UTF-8; the fuzz test checks the round trip.
 	slices.Sort(matchers)
 	matchers = slices.Compact(matchers)
 	all := make([]string, 0, len(scope)+len(matchers))
@@ -189,16 +165,8 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 // checkScope parses the built query q and makes sure that every vector
 // selector carries the scope matchers exactly as built and that no range is
 // longer than maxRange. params are the parameters the selector set.
-func checkScope(q string, scope []Matcher, maxRange time.Duration, params map[string]string) error {
-	if maxRange <= 0 {
-		maxRange = config.DefaultPrometheusMaxRange
-	}
-	required := make([]*plabels.Matcher, len(scope))
-	for i, sm := range scope {
-		// Only Name, Type and Value are compared, so the regexp is not compiled.
-		required[i] = &plabels.Matcher{Name: sm.Name, Type: matchTypes[sm.Op], Value: sm.Value}
-	}
-	problems, err := config.CheckQuery(q, required, maxRange)
+func checkScope(q string, scope []*plabels.Matcher, maxRange time.Duration, params map[string]string) error {
+	problems, err := config.CheckQuery(q, scope, maxRange)
 	if err != nil {
 		// Templates are parsed at load time with the defaults, so only a
 		// parameter value can make the query invalid.
@@ -233,29 +201,18 @@ func paramList(params map[string]string) string {
 	return strings.Join(set, ",")
 }
 
-// matchTypes maps the matcher operators to the parser's types.
-var matchTypes = map[MatchOp]plabels.MatchType{
-	MatchEqual:     plabels.MatchEqual,
-	MatchNotEqual:  plabels.MatchNotEqual,
-	MatchRegexp:    plabels.MatchRegexp,
-	MatchNotRegexp: plabels.MatchNotRegexp,
-}
-
-// scopeMatchers returns the scope's matchers in canonical order and the
-// label names a selector must not touch.
-func scopeMatchers(m *config.Metric, s Scope) ([]Matcher, map[string]bool, error) {
-	nsLabel, podLabel := cmp.Or(s.Labels.Namespace, config.DefaultNamespaceLabel), cmp.Or(s.Labels.Pod, config.DefaultPodLabel)
+// scopeMatchers returns the scope's matchers and the label names a
+// selector must not touch. The matchers' regular expressions are not
+// compiled: they are only rendered and compared by name, type and value.
+func scopeMatchers(m *config.Metric, s Scope) ([]*plabels.Matcher, map[string]bool, error) {
 	reserved := map[string]bool{}
 	if m.IsNamespaced() {
-		reserved[nsLabel], reserved[podLabel] = true, true
+		reserved[s.Labels.Namespace], reserved[s.Labels.Pod] = true, true
 		for _, l := range m.Resources {
 			reserved[l] = true
 		}
 	}
 	for _, l := range s.GroupBy {
-		if !validLabelName(l) {
-			return nil, nil, fmt.Errorf("group-by label %q is not a valid Prometheus label name", l)
-		}
 		reserved[l] = true
 	}
 	for _, n := range s.Namespaces {
@@ -263,42 +220,20 @@ func scopeMatchers(m *config.Metric, s Scope) ([]Matcher, map[string]bool, error
 			return nil, nil, fmt.Errorf("namespace %q is not valid UTF-8", n)
 		}
 	}
-	ns := slices.Clone(s.Namespaces)
-	slices.Sort(ns)
-	ns = slices.Compact(ns)
-	var out []Matcher
+	ns := slices.Compact(slices.Sorted(slices.Values(s.Namespaces)))
 	switch {
 	case !m.IsNamespaced():
 		if len(ns) > 0 {
 			return nil, nil, fmt.Errorf("the entry is namespaced: false and reads no namespace's data, but the scope names namespaces %q", ns)
 		}
+		return nil, reserved, nil
 	case len(ns) == 0:
 		return nil, nil, errors.New("no namespace to restrict the query to")
 	case len(ns) == 1:
-		out = append(out, Matcher{nsLabel, MatchEqual, ns[0]})
+		return []*plabels.Matcher{{Name: s.Labels.Namespace, Type: plabels.MatchEqual, Value: ns[0]}}, reserved, nil
 	default:
-		out = append(out, Matcher{nsLabel, MatchRegexp, alternatives(ns)})
+		return []*plabels.Matcher{{Name: s.Labels.Namespace, Type: plabels.MatchRegexp, Value: alternatives(ns)}}, reserved, nil
 	}
-	fixed := slices.Clone(s.Fixed)
-	slices.SortFunc(fixed, func(a, b Matcher) int {
-		return strings.Compare(a.String(), b.String())
-	})
-	for _, f := range fixed {
-		if !validLabelName(f.Name) {
-			return nil, nil, fmt.Errorf("fixed matcher label %q is not a valid Prometheus label name", f.Name)
-		}
-		if !utf8.ValidString(f.Value) {
-			return nil, nil, fmt.Errorf("fixed matcher on %q: value %q is not valid UTF-8", f.Name, f.Value)
-		}
-		switch f.Op {
-		case MatchEqual, MatchNotEqual, MatchRegexp, MatchNotRegexp:
-		default:
-			return nil, nil, fmt.Errorf("fixed matcher on %q has unknown operator %q", f.Name, f.Op)
-		}
-		reserved[f.Name] = true
-		out = append(out, f)
-	}
-	return out, reserved, nil
 }
 
 func parameter(m *config.Metric, key string) *config.Parameter {
@@ -324,48 +259,48 @@ func paramValue(p *config.Parameter, r requirement, seen map[string]string) (str
 }
 
 // translate turns a selector requirement on a label key into a matcher.
-func translate(m *config.Metric, r requirement, reserved map[string]bool) (Matcher, error) {
+func translate(m *config.Metric, r requirement, reserved map[string]bool) (*plabels.Matcher, error) {
 	k := r.key
 	switch {
 	case strings.HasPrefix(k, "__"):
-		return Matcher{}, fmt.Errorf("key %q: labels starting with __ are reserved by Prometheus; remove it from the selector", k)
-	case !validLabelName(k):
-		return Matcher{}, fmt.Errorf("key %q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*); use the label's name as stored in Prometheus (e.g. %q) as the selector key", k, sanitize(k))
+		return nil, fmt.Errorf("key %q: labels starting with __ are reserved by Prometheus; remove it from the selector", k)
+	case !model.LegacyValidation.IsValidLabelName(k):
+		return nil, fmt.Errorf("key %q is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*); use the label's name as stored in Prometheus (e.g. %q, as Prometheus' Kubernetes discovery writes it) as the selector key", k, strutil.SanitizeFullLabelName(k))
 	case reserved[k]:
-		return Matcher{}, fmt.Errorf("key %q is set by the request itself (namespace, object or grouping label); remove it from the metric selector", k)
+		return nil, fmt.Errorf("key %q is set by the request itself (namespace, object or grouping label); remove it from the metric selector", k)
 	case !m.AllowsSelectorLabel(k):
-		return Matcher{}, fmt.Errorf("key %q is not accepted by this metric; use one of %v or ask the admin to add it to selectorLabels", k, acceptedKeys(m))
+		return nil, fmt.Errorf("key %q is not accepted by this metric; use one of %v or ask the admin to add it to selectorLabels", k, acceptedKeys(m))
 	}
 	for _, v := range r.values {
 		if !utf8.ValidString(v) {
-			return Matcher{}, fmt.Errorf("key %q: value %q is not valid UTF-8", k, v)
+			return nil, fmt.Errorf("key %q: value %q is not valid UTF-8", k, v)
 		}
 	}
 	switch r.op {
 	case selection.Equals, selection.DoubleEquals, selection.NotEquals:
 		if len(r.values) != 1 {
-			return Matcher{}, fmt.Errorf("key %q: operator %q needs exactly one value", k, r.op)
+			return nil, fmt.Errorf("key %q: operator %q needs exactly one value", k, r.op)
 		}
-		op := MatchEqual
+		op := plabels.MatchEqual
 		if r.op == selection.NotEquals {
-			op = MatchNotEqual
+			op = plabels.MatchNotEqual
 		}
-		return Matcher{k, op, r.values[0]}, nil
+		return &plabels.Matcher{Name: k, Type: op, Value: r.values[0]}, nil
 	case selection.In, selection.NotIn:
 		if len(r.values) == 0 {
-			return Matcher{}, fmt.Errorf("key %q: operator %q needs at least one value", k, r.op)
+			return nil, fmt.Errorf("key %q: operator %q needs at least one value", k, r.op)
 		}
-		op := MatchRegexp
+		op := plabels.MatchRegexp
 		if r.op == selection.NotIn {
-			op = MatchNotRegexp
+			op = plabels.MatchNotRegexp
 		}
-		return Matcher{k, op, alternatives(r.values)}, nil
+		return &plabels.Matcher{Name: k, Type: op, Value: alternatives(r.values)}, nil
 	case selection.Exists:
-		return Matcher{k, MatchRegexp, ".+"}, nil
+		return &plabels.Matcher{Name: k, Type: plabels.MatchRegexp, Value: ".+"}, nil
 	case selection.DoesNotExist:
-		return Matcher{k, MatchEqual, ""}, nil
+		return &plabels.Matcher{Name: k, Type: plabels.MatchEqual, Value: ""}, nil
 	default:
-		return Matcher{}, fmt.Errorf("key %q: operator %q has no PromQL equivalent; use =, !=, in, notin, exists or !key", k, r.op)
+		return nil, fmt.Errorf("key %q: operator %q has no PromQL equivalent; use =, !=, in, notin, exists or !key", k, r.op)
 	}
 }
 
@@ -386,38 +321,6 @@ func alternatives(values []string) string {
 	}
 	slices.Sort(quoted)
 	return strings.Join(quoted, "|")
-}
-
-// quote renders s as a PromQL double-quoted string. PromQL string literals
-// use Go's escape sequences, so strconv.Quote output parses back to s for
-// any valid UTF-8 s; the fuzz test checks the round trip with the parser.
-func quote(s string) string { return strconv.Quote(s) }
-
-func validLabelName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i, c := range s {
-		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
-			continue
-		}
-		return false
-	}
-	return true
-}
-
-// sanitize suggests the label name Prometheus' Kubernetes discovery and
-// kube-state-metrics use for a key: every other character becomes _.
-func sanitize(k string) string {
-	var b strings.Builder
-	for i, c := range k {
-		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9' {
-			b.WriteRune(c)
-		} else {
-			b.WriteByte('_')
-		}
-	}
-	return b.String()
 }
 
 func compareRequirements(a, b requirement) int {

@@ -42,7 +42,16 @@ func goroutinesMetric() *config.Metric {
 	}
 }
 
-func podScope() Scope { return Scope{Namespaces: []string{"team-a"}, GroupBy: []string{"pod"}} }
+// prom are the Prometheus settings of a catalog file without them, as
+// config defaults them: the scopes the provider builds carry the catalog's.
+var prom = config.Default().Prometheus
+
+// scope is the scope the provider builds for namespaces and grouping.
+func scope(namespaces []string, groupBy ...string) Scope {
+	return Scope{Labels: prom.Labels, Namespaces: namespaces, GroupBy: groupBy, MaxRange: prom.MaxRange.Duration}
+}
+
+func podScope() Scope { return scope([]string{"team-a"}, "pod") }
 
 func TestBuildQuery(t *testing.T) {
 	const head = `sum by (pod) (rate(http_requests_total{namespace="team-a"`
@@ -95,16 +104,14 @@ func TestBuildQuery(t *testing.T) {
 		{name: "namespace collision", metric: anyLabel, selector: "namespace=team-b", wantErr: []string{`key "namespace" is set by the request`}},
 		{name: "pod collision", metric: anyLabel, selector: "pod=web-1", wantErr: []string{`key "pod" is set by the request`}},
 		{name: "resource label collision", metric: anyLabel, selector: "service=web", wantErr: []string{`key "service" is set by the request`}},
-		{name: "several namespaces", scope: &Scope{Namespaces: []string{"b", "a.b", "a", "b"}, GroupBy: []string{"pod"}},
+		{name: "several namespaces", scope: ptr(scope([]string{"b", "a.b", "a", "b"}, "pod")),
 			want: `sum by (pod) (rate(http_requests_total{namespace=~"a|a\\.b|b"}[2m]))`},
-		{name: "fixed matcher", metric: anyLabel, scope: &Scope{Namespaces: []string{"ns"}, Fixed: []Matcher{{"route", MatchEqual, "front\"end"}, {"job", MatchNotEqual, "x"}}},
-			selector: "team=a", want: `sum by () (rate(http_requests_total{namespace="ns",job!="x",route="front\"end",team="a"}[2m]))`},
-		{name: "fixed matcher collision", metric: anyLabel, scope: &Scope{Namespaces: []string{"ns"}, Fixed: []Matcher{{"route", MatchEqual, "x"}}},
-			selector: "route=y", wantErr: []string{`key "route" is set by the request`}},
+		{name: "external scope", metric: anyLabel, scope: ptr(scope([]string{"ns"})),
+			selector: "team=a", want: `sum by () (rate(http_requests_total{namespace="ns",team="a"}[2m]))`},
 		{name: "custom scope labels", metric: anyLabel,
 			scope:    &Scope{Labels: config.PrometheusLabels{Namespace: "kubernetes_namespace", Pod: "kubernetes_pod_name"}, Namespaces: []string{"ns"}, GroupBy: []string{"kubernetes_pod_name"}},
 			selector: "namespace=x", want: `sum by (kubernetes_pod_name) (rate(http_requests_total{kubernetes_namespace="ns",namespace="x"}[2m]))`},
-		{name: "no namespace", scope: &Scope{GroupBy: []string{"pod"}}, wantErr: []string{"no namespace"}, plainErr: true},
+		{name: "no namespace", scope: ptr(scope(nil, "pod")), wantErr: []string{"no namespace"}, plainErr: true},
 		{name: "p99 groups by le too", metric: p99Metric(), selector: "window=10s",
 			want: `histogram_quantile(0.99, sum by (pod, le) (rate(http_request_duration_seconds_bucket{namespace="team-a"}[10s])))`},
 		{name: "goroutines", metric: goroutinesMetric(), want: `sum by (pod) (go_goroutines{namespace="team-a"})`},
@@ -180,8 +187,8 @@ func TestBuildQueryCanonical(t *testing.T) {
 			}
 		}
 	}
-	a, _ := BuildQuery(qpsMetric(), Scope{Namespaces: []string{"b", "a"}}, labels.Everything())
-	b, _ := BuildQuery(qpsMetric(), Scope{Namespaces: []string{"a", "b"}}, labels.Everything())
+	a, _ := BuildQuery(qpsMetric(), scope([]string{"b", "a"}), labels.Everything())
+	b, _ := BuildQuery(qpsMetric(), scope([]string{"a", "b"}), labels.Everything())
 	if a != b || a == "" {
 		t.Errorf("namespace order changes the query: %q vs %q", a, b)
 	}
@@ -189,6 +196,8 @@ func TestBuildQueryCanonical(t *testing.T) {
 		t.Errorf("nil selector: %v", err)
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func mustParse(t *testing.T, s string) labels.Selector {
 	t.Helper()
@@ -227,15 +236,15 @@ func TestBuildQueryChecksScope(t *testing.T) {
 		{name: "parameter value that breaks the query", metric: loose, scope: podScope(),
 			reqs:   []requirement{{"window", selection.Equals, []string{`5m)`}}},
 			wantIs: ErrInvalidSelector, wantErr: []string{"with window=5m) the query is not valid PromQL", "tighten the parameter's pattern"}},
-		{name: "fixed matchers are checked as built", metric: &config.Metric{Name: "f", Source: config.SourcePrometheus, Query: `sum(a{<<.LabelMatchers>>}) + sum(b{namespace="team-a"})`},
-			scope:  Scope{Namespaces: []string{"team-a"}, Fixed: []Matcher{{"service", MatchEqual, "web"}}},
-			wantIs: ErrOutOfScope, wantErr: []string{`b{namespace="team-a"} lacks the scope matchers {service="web"}`}},
+		{name: "several namespaces are checked as built", metric: &config.Metric{Name: "f", Source: config.SourcePrometheus, Query: `sum(a{<<.LabelMatchers>>}) + sum(b{namespace="team-a"})`},
+			scope:  scope([]string{"team-a", "team-b"}),
+			wantIs: ErrOutOfScope, wantErr: []string{`b{namespace="team-a"} lacks the scope matchers {namespace=~"team-a|team-b"}`}},
 		{name: "window over the default maxRange", metric: qpsMetric(), scope: podScope(),
 			reqs:   []requirement{{"window", selection.Equals, []string{"61m"}}},
 			wantIs: ErrInvalidSelector, wantErr: []string{"the range [1h1m] of", "longer than prometheus.maxRange (1h)", "shorter values than window=61m", "raise prometheus.maxRange"}},
 		{name: "window at the default maxRange", metric: qpsMetric(), scope: podScope(),
 			reqs: []requirement{{"window", selection.Equals, []string{"1h"}}}, wantNone: true},
-		{name: "window over the catalog's maxRange", metric: qpsMetric(), scope: Scope{Namespaces: []string{"a"}, MaxRange: 10 * time.Minute},
+		{name: "window over the catalog's maxRange", metric: qpsMetric(), scope: Scope{Labels: prom.Labels, Namespaces: []string{"a"}, MaxRange: 10 * time.Minute},
 			reqs:   []requirement{{"window", selection.Equals, []string{"11m"}}},
 			wantIs: ErrInvalidSelector, wantErr: []string{"longer than prometheus.maxRange (10m)"}},
 		{name: "cluster-wide entry given namespaces", metric: clusterWideMetric(), scope: podScope(),
@@ -291,7 +300,7 @@ func clusterWideMetric() *config.Metric {
 // entry: no namespace matcher anywhere, and the namespace label is an
 // ordinary selector key there, accepted because selectorLabels lists it.
 func TestBuildQueryClusterWide(t *testing.T) {
-	q, err := BuildQuery(clusterWideMetric(), Scope{}, mustParse(t, "queue=orders,namespace=team-b"))
+	q, err := BuildQuery(clusterWideMetric(), scope(nil), mustParse(t, "queue=orders,namespace=team-b"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +322,7 @@ func TestBuildQueryClusterWide(t *testing.T) {
 		t.Errorf("matchers %v, want %v (query %s)", got, want, q)
 	}
 	// Not listed in selectorLabels: the pod label is an ordinary key, rejected as such.
-	if _, err := BuildQuery(clusterWideMetric(), Scope{}, mustParse(t, "pod=x")); !errors.Is(err, ErrInvalidSelector) || !strings.Contains(err.Error(), `key "pod" is not accepted`) {
+	if _, err := BuildQuery(clusterWideMetric(), scope(nil), mustParse(t, "pod=x")); !errors.Is(err, ErrInvalidSelector) || !strings.Contains(err.Error(), `key "pod" is not accepted`) {
 		t.Errorf("pod=x: %v, want the not-accepted 400", err)
 	}
 }

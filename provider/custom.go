@@ -54,8 +54,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	if err != nil {
 		return nil, err
 	}
-	podLabel := cat.Prometheus.Labels.Pod
-	samples, err := p.prometheusSamples(ctx, cat, m, namespace, namespace, podLabel, metricSelector)
+	samples, podLabel, err := p.prometheusSamples(ctx, cat, m, namespace, Target{API: config.APIPods, Resource: podsResource}, namespace, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -113,26 +112,19 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	if err != nil {
 		return nil, err
 	}
-	namespace, label := name.Namespace, ""
-	switch info.GroupResource {
-	case namespacesResource:
+	target := Target{API: api, Resource: info.GroupResource}
+	namespace := name.Namespace
+	if info.GroupResource == namespacesResource {
 		if name.Namespace != "" && name.Name != name.Namespace {
 			return nil, noDataFor(info, name)
 		}
-		namespace, label = name.Name, cat.Prometheus.Labels.Namespace
-	case podsResource:
-		label = cat.Prometheus.Labels.Pod
-	default:
-		label = m.Resources[info.GroupResource.String()]
-		if label == "" {
-			return nil, notFound(fmt.Sprintf("metric %q is not available for %s; map the resource to a Prometheus label in the entry's resources", info.Metric, info.GroupResource))
-		}
+		namespace = name.Name
 	}
 	if namespace == "" {
 		return nil, notFound(fmt.Sprintf("metric %q for %s %q: %s live in namespaces; ask under /namespaces/<namespace>/%s/%s/%s",
 			info.Metric, info.GroupResource, name.Name, info.GroupResource, info.GroupResource, name.Name, info.Metric))
 	}
-	samples, err := p.prometheusSamples(ctx, cat, m, name.Namespace, namespace, label, metricSelector)
+	samples, label, err := p.prometheusSamples(ctx, cat, m, name.Namespace, target, namespace, metricSelector)
 	if err != nil {
 		return nil, err
 	}
@@ -158,21 +150,11 @@ func noDataFor(info cmprovider.CustomMetricInfo, name types.NamespacedName) erro
 // so a catalog without custom entries lists a placeholder that answers 404.
 func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 	var infos []cmprovider.CustomMetricInfo
-	for _, m := range p.Catalog().Metrics {
-		for _, api := range m.APIs {
-			switch api {
-			case config.APIPods:
-				infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: podsResource, Namespaced: true, Metric: m.Name})
-			case config.APIObject:
-				infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: namespacesResource, Metric: m.Name})
-				resources := make([]string, 0, len(m.Resources))
-				for r := range m.Resources {
-					resources = append(resources, r)
-				}
-				sort.Strings(resources)
-				for _, r := range resources {
-					infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: schema.ParseGroupResource(r), Namespaced: true, Metric: m.Name})
-				}
+	for i := range p.Catalog().Metrics {
+		m := &p.Catalog().Metrics[i]
+		for _, t := range Targets(m) {
+			if t.API != config.APIExternal {
+				infos = append(infos, cmprovider.CustomMetricInfo{GroupResource: t.Resource, Namespaced: t.Resource != namespacesResource, Metric: m.Name})
 			}
 		}
 	}
@@ -182,25 +164,30 @@ func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 	return infos
 }
 
-// prometheusSamples answers from the cache the entry's query over one
-// namespace grouped by groupLabel; caller is the request's namespace.
-func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, caller, namespace, groupLabel string, metricSelector labels.Selector) ([]prometheus.Sample, error) {
+// prometheusSamples answers from the cache the entry's query for target t
+// over one namespace, and returns the label it is grouped by; caller is the
+// request's namespace.
+func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, caller string, t Target, namespace string, metricSelector labels.Selector) ([]prometheus.Sample, string, error) {
 	what := fmt.Sprintf("metric %q in namespace %q", m.Name, namespace)
 	if m.Source != config.SourcePrometheus {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
+		return nil, "", apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
 	}
-	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, Namespaces: []string{namespace}, GroupBy: []string{groupLabel}, MaxRange: cat.Prometheus.MaxRange.Duration}
-	return p.queryPrometheus(ctx, caller, what, m, scope, metricSelector)
+	scope, err := PrometheusScope(cat, m, t, nil)
+	if err != nil {
+		return nil, "", notFound(err.Error())
+	}
+	samples, err := p.queryPrometheus(ctx, caller, what, cat, m, t, []string{namespace}, metricSelector)
+	return samples, scope.GroupBy[0], err
 }
 
-// queryPrometheus builds the entry's query for scope and answers it from
-// the cache, charging the key to the caller's namespace; what names the
-// request in errors.
-func (p *Provider) queryPrometheus(ctx context.Context, caller, what string, m *config.Metric, scope prometheus.Scope, sel labels.Selector) ([]prometheus.Sample, error) {
+// queryPrometheus builds the entry's query for target t over namespaces
+// (PrometheusQuery) and answers it from the cache, charging the key to the
+// caller's namespace; what names the request in errors.
+func (p *Provider) queryPrometheus(ctx context.Context, caller, what string, cat *config.Catalog, m *config.Metric, t Target, namespaces []string, sel labels.Selector) ([]prometheus.Sample, error) {
 	if p.Prometheus == nil {
 		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
-	promql, err := prometheus.BuildQuery(m, scope, sel)
+	promql, err := PrometheusQuery(cat, m, t, namespaces, sel)
 	if errors.Is(err, prometheus.ErrOutOfScope) {
 		// A bug in the entry or the adapter, not the caller's: the query
 		// was not run; the log keeps it for the admin.

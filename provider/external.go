@@ -17,7 +17,6 @@ import (
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/sources/kafka"
-	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
 var _ cmprovider.ExternalMetricsProvider = (*Provider)(nil)
@@ -77,18 +76,18 @@ func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 // callerNamespaces), and the namespace key is an ordinary selector key
 // there.
 func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
-	scope := prometheus.Scope{Labels: cat.Prometheus.Labels, MaxRange: cat.Prometheus.MaxRange.Duration}
 	what := fmt.Sprintf("external metric %q (not namespaced) for namespace %q", m.Name, namespace)
+	var namespaces []string
 	if m.IsNamespaced() {
 		rest, reqs := withoutKeys(sel, namespaceKey)
-		namespaces, err := allowedNamespaces(m, namespace, reqs)
-		if err != nil {
+		var err error
+		if namespaces, err = allowedNamespaces(m, namespace, reqs); err != nil {
 			return nil, err
 		}
-		scope.Namespaces, sel = namespaces, rest
+		sel = rest
 		what = fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
 	}
-	samples, err := p.queryPrometheus(ctx, namespace, what, m, scope, sel)
+	samples, err := p.queryPrometheus(ctx, namespace, what, cat, m, Target{API: config.APIExternal}, namespaces, sel)
 	if err != nil {
 		return nil, err
 	}

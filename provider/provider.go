@@ -137,12 +137,10 @@ func (p *Provider) finish(api config.API, metric string, start time.Time, err er
 // requested name: the name if the catalog has it, else "unknown", so what
 // callers type cannot grow the label set.
 func (p *Provider) metricLabel(name string) string {
-	for _, m := range p.Catalog().Metrics {
-		if m.Name == name {
-			return name
-		}
+	if p.Catalog().Lookup(name) == nil {
+		return unknownMetric
 	}
-	return unknownMetric
+	return name
 }
 
 // checkSelector applies the selector limits to a request's metric selector.

@@ -3,17 +3,18 @@ package main
 import (
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/hpa-signals/hpa-signals/config"
-	"github.com/hpa-signals/hpa-signals/sources/prometheus"
+	"github.com/hpa-signals/hpa-signals/provider"
 )
 
-// printCatalog writes each entry with the PromQL it produces for each API it
-// is served on, with NAMESPACE standing for the request's namespace.
+// printCatalog writes each entry with the PromQL it produces for each API
+// and object resource it is served on, with NAMESPACE standing for the
+// request's namespace. The queries come from provider.PrometheusQuery, which
+// builds every query a request runs, with an empty metric selector.
 func printCatalog(w io.Writer, cat *config.Catalog) error {
 	l := cat.Prometheus.Labels
 	fmt.Fprintf(w, "Prometheus labels: namespace=%q pod=%q\n", l.Namespace, l.Pod)
@@ -46,51 +47,13 @@ func printCatalog(w io.Writer, cat *config.Catalog) error {
 		if !m.IsNamespaced() {
 			fmt.Fprintf(w, "  not namespaced; callers: %s\n", strings.Join(m.CallerNamespaces, ", "))
 		}
-		for _, s := range shapes(cat, m) {
-			q, err := prometheus.BuildQuery(m, s.scope, labels.Everything())
+		for _, t := range provider.Targets(m) {
+			q, err := provider.PrometheusQuery(cat, m, t, []string{"NAMESPACE"}, labels.Everything())
 			if err != nil {
-				return fmt.Errorf("metric %q: render the %s query: %w", m.Name, s.name, err)
+				return fmt.Errorf("metric %q: render the %s query: %w", m.Name, t, err)
 			}
-			fmt.Fprintf(w, "  %-28s %s\n", s.name+":", q)
+			fmt.Fprintf(w, "  %-28s %s\n", t.String()+":", q)
 		}
 	}
 	return nil
-}
-
-type shape struct {
-	name  string
-	scope prometheus.Scope
-}
-
-// shapes lists the queries an entry runs: one per API and object resource.
-// A namespaced: false entry reads no namespace, so its scope names none.
-func shapes(cat *config.Catalog, m *config.Metric) []shape {
-	l, maxRange := cat.Prometheus.Labels, cat.Prometheus.MaxRange.Duration
-	ns := []string{"NAMESPACE"}
-	if !m.IsNamespaced() {
-		ns = nil
-	}
-	scope := func(groupBy ...string) prometheus.Scope {
-		return prometheus.Scope{Labels: l, Namespaces: ns, GroupBy: groupBy, MaxRange: maxRange}
-	}
-	var out []shape
-	for _, api := range m.APIs {
-		switch api {
-		case config.APIPods:
-			out = append(out, shape{"pods", scope(l.Pod)})
-		case config.APIObject:
-			out = append(out, shape{"object namespaces", scope(l.Namespace)})
-			resources := make([]string, 0, len(m.Resources))
-			for r := range m.Resources {
-				resources = append(resources, r)
-			}
-			sort.Strings(resources)
-			for _, r := range resources {
-				out = append(out, shape{"object " + r, scope(m.Resources[r])})
-			}
-		case config.APIExternal:
-			out = append(out, shape{"external", scope()})
-		}
-	}
-	return out
 }

@@ -126,10 +126,17 @@ type KafkaTLS struct {
 	InsecureSkipVerify bool   `json:"insecureSkipVerify,omitempty"`
 }
 
+// KafkaSASL.Mechanism values.
+const (
+	SASLPlain       = "PLAIN"
+	SASLScramSHA256 = "SCRAM-SHA-256"
+	SASLScramSHA512 = "SCRAM-SHA-512"
+)
+
 // KafkaSASL configures SASL. The password comes from a file or an
 // environment variable, never from the catalog itself, and is never logged.
 type KafkaSASL struct {
-	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	// Mechanism is SASLPlain, SASLScramSHA256 or SASLScramSHA512.
 	Mechanism    string `json:"mechanism"`
 	Username     string `json:"username"`
 	PasswordFile string `json:"passwordFile,omitempty"`

@@ -24,7 +24,7 @@ var (
 
 	apiNames      = []API{APIPods, APIObject, APIExternal}
 	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions}
-	saslMechanism = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+	saslMechanism = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
 
 	promqlParser = parser.NewParser(parser.Options{})
 )

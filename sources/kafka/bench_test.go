@@ -72,7 +72,7 @@ func BenchmarkGroupLag10kPartitions(b *testing.B) {
 		return func(b *testing.B) {
 			fc := testingclock.NewFakeClock(time.Now())
 			s := newSource(b, []config.KafkaCluster{cfg}, Options{Clock: fc})
-			q := Query{Cluster: "main", Group: "big-group", Topics: []string{"big"}}
+			q := fromCatalog(b, Query{Cluster: "main", Group: "big-group", Topics: []string{"big"}})
 			if r, err := s.Evaluate(context.Background(), q); err != nil || int64(r.Value) != wantLag {
 				b.Fatalf("warm-up: lag %v, %v; want %d", r.Value, err, wantLag)
 			}

@@ -23,16 +23,6 @@ import (
 	"github.com/hpa-signals/hpa-signals/config"
 )
 
-// Defaults for zero KafkaCluster settings. They match the config package's
-// documented defaults so this package does not depend on defaulting.
-const (
-	defaultClientID       = "hpa-signals"
-	defaultDialTimeout    = 5 * time.Second
-	defaultRequestTimeout = 10 * time.Second
-	defaultMetadataTTL    = 30 * time.Second
-	defaultIdleTimeout    = 5 * time.Minute
-)
-
 // cluster is the long-lived connection state for one configured cluster:
 // one kafka-go Transport (connection pools, metadata cache) and Client, the
 // cached group coordinators and the cached log-start offsets. Safe for
@@ -50,25 +40,17 @@ type cluster struct {
 	coordinators map[string]int32 // group -> coordinator broker ID
 }
 
-// newCluster builds the client for c. It reads the SASL password and TLS
-// files now and does not dial: an unreachable cluster fails at evaluation,
-// not here. clk ages the cached log-start offsets.
+// newCluster builds the client for c, a cluster of a catalog that config
+// has defaulted and validated. It reads the SASL password and TLS files now
+// and does not dial: an unreachable cluster fails at evaluation, not here.
+// clk ages the cached log-start offsets.
 func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClock) (*cluster, error) {
-	if c.Name == "" {
-		return nil, errors.New("kafka: a cluster has no name")
-	}
-	if len(c.Brokers) == 0 {
-		return nil, fmt.Errorf("kafka: cluster %q: no brokers; list bootstrap addresses host:port under brokers", c.Name)
-	}
 	t := &kafkago.Transport{
-		DialTimeout: orDefault(c.DialTimeout.Duration, defaultDialTimeout),
-		IdleTimeout: orDefault(c.IdleTimeout.Duration, defaultIdleTimeout),
-		MetadataTTL: orDefault(c.MetadataTTL.Duration, defaultMetadataTTL),
+		DialTimeout: c.DialTimeout.Duration,
+		IdleTimeout: c.IdleTimeout.Duration,
+		MetadataTTL: c.MetadataTTL.Duration,
 		ClientID:    c.ClientID,
 		Context:     ctx,
-	}
-	if t.ClientID == "" {
-		t.ClientID = defaultClientID
 	}
 	if c.TLS != nil {
 		cfg, err := tlsConfig(c.TLS)
@@ -81,7 +63,7 @@ func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClo
 		name:           c.Name,
 		transport:      t,
 		client:         &kafkago.Client{Addr: kafkago.TCP(c.Brokers...), Transport: t},
-		requestTimeout: orDefault(c.RequestTimeout.Duration, defaultRequestTimeout),
+		requestTimeout: c.RequestTimeout.Duration,
 		clock:          clk,
 		logStarts:      newLogStartCache(t.MetadataTTL),
 		coordinators:   map[string]int32{},
@@ -97,6 +79,7 @@ func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClo
 	return cl, nil
 }
 
+// orDefault is d, or def when d is not positive: the defaults of Options.
 func orDefault(d, def time.Duration) time.Duration {
 	if d <= 0 {
 		return def
@@ -108,9 +91,6 @@ func orDefault(d, def time.Duration) time.Duration {
 // source does: the CA once, the client key pair at start and again on
 // each handshake, so a rotated certificate is used without a restart.
 func tlsConfig(c *config.KafkaTLS) (*tls.Config, error) {
-	if (c.CertFile == "") != (c.KeyFile == "") {
-		return nil, errors.New("certFile and keyFile must be set together")
-	}
 	cfg, err := promconfig.NewTLSConfig(&promconfig.TLSConfig{
 		CAFile:             c.CAFile,
 		CertFile:           c.CertFile,
@@ -125,51 +105,40 @@ func tlsConfig(c *config.KafkaTLS) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// saslMechanism reads the password and builds the mechanism. Errors name
-// the file or variable, never the password.
+// saslMechanism reads the password and builds the mechanism; config has
+// checked the mechanism, the username and that exactly one password source
+// is set. Errors name the file or variable, never the password.
 func saslMechanism(c *config.KafkaSASL) (sasl.Mechanism, error) {
-	if c.Username == "" {
-		return nil, errors.New("username is empty")
-	}
 	var password string
-	switch {
-	case c.PasswordFile != "" && c.PasswordEnv != "":
-		return nil, errors.New("set passwordFile or passwordEnv, not both")
-	case c.PasswordFile != "":
+	if c.PasswordFile != "" {
 		b, err := os.ReadFile(c.PasswordFile)
 		if err != nil {
 			// The *PathError names the file only.
 			return nil, fmt.Errorf("read passwordFile: %w", err)
 		}
 		password = strings.TrimRight(string(b), "\r\n")
-	case c.PasswordEnv != "":
+	} else {
 		v, ok := os.LookupEnv(c.PasswordEnv)
 		if !ok {
 			return nil, fmt.Errorf("environment variable %s (passwordEnv) is not set", c.PasswordEnv)
 		}
 		password = v
-	default:
-		return nil, errors.New("no password: set passwordFile or passwordEnv")
 	}
 	if password == "" {
 		return nil, errors.New("the password is empty")
 	}
-	switch strings.ToUpper(c.Mechanism) {
-	case "PLAIN":
+	if c.Mechanism == config.SASLPlain {
 		return plain.Mechanism{Username: c.Username, Password: password}, nil
-	case "SCRAM-SHA-256", "SCRAM-SHA-512":
-		algo := scram.SHA256
-		if strings.ToUpper(c.Mechanism) == "SCRAM-SHA-512" {
-			algo = scram.SHA512
-		}
-		m, err := scram.Mechanism(algo, c.Username, password)
-		if err != nil {
-			return nil, errors.New("scram: the username or password is not valid SASLprep input")
-		}
-		return m, nil
-	default:
-		return nil, fmt.Errorf("mechanism %q is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.Mechanism)
 	}
+	algo := scram.SHA256
+	if c.Mechanism == config.SASLScramSHA512 {
+		algo = scram.SHA512
+	}
+	m, err := scram.Mechanism(algo, c.Username, password)
+	if err != nil {
+		return nil, errors.New("scram: the username or password is not valid SASLprep input")
+	}
+	return m, nil
 }
 
 // wrap adds the operation and cluster to err, and a SASL hint when the

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/hpa-signals/hpa-signals/config"
 )
@@ -132,12 +134,20 @@ func (b *broker) commit(group string, offsets map[string]map[int32]int64) {
 }
 
 func (b *broker) clusterConfig(name string) config.KafkaCluster {
-	return config.KafkaCluster{
-		Name:        name,
-		Brokers:     b.c.ListenAddrs(),
-		MetadataTTL: config.Duration{Duration: 200 * time.Millisecond},
-		// DialTimeout and RequestTimeout zero: the package defaults apply.
+	b.t.Helper()
+	return catalogCluster(b.t, fmt.Sprintf("{name: %s, brokers: [%s], metadataTTL: 200ms}", name, strings.Join(b.c.ListenAddrs(), ", ")))
+}
+
+// catalogCluster is a cluster written as YAML ("{name: main, brokers:
+// [...]}") as config decodes, defaults and validates it: New gets every
+// setting set, as from the adapter's catalog.
+func catalogCluster(t testing.TB, yaml string) config.KafkaCluster {
+	t.Helper()
+	cat, err := config.Parse([]byte("kafka:\n  clusters:\n    - " + yaml + "\n"))
+	if err != nil {
+		t.Fatalf("catalog cluster %s: %v", yaml, err)
 	}
+	return cat.Kafka.Clusters[0]
 }
 
 func newSource(t testing.TB, clusters []config.KafkaCluster, opts Options) *Source {
@@ -217,4 +227,47 @@ func (r *reqCounter) String() string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// fromCatalog is the Query the provider builds for q's cluster, group and
+// topics from a kafka catalog entry with q's signal (lag when empty) and,
+// where q sets them, its offsetReset and stallWindow: config decodes,
+// defaults and validates the entry, QueryFromSelector reads the selector.
+// The allowed topics are q's, which the provider sets per namespace.
+func fromCatalog(t testing.TB, q Query) Query {
+	t.Helper()
+	settings := []string{"signal: " + string(cmp.Or(q.Signal, config.KafkaLag))}
+	if q.OffsetReset != "" {
+		settings = append(settings, "offsetReset: "+q.OffsetReset)
+	}
+	if q.StallWindow != 0 {
+		settings = append(settings, "stallWindow: "+q.StallWindow.String())
+	}
+	m := kafkaEntry(t, strings.Join(settings, ", "))
+	sel := "group=" + q.Group
+	if len(q.Topics) > 0 {
+		sel += ",topic in (" + strings.Join(q.Topics, ",") + ")"
+	}
+	parsed, err := labels.Parse(sel)
+	if err != nil {
+		t.Fatalf("selector %q: %v", sel, err)
+	}
+	built, err := QueryFromSelector(m, []string{q.Cluster}, parsed)
+	if err != nil {
+		t.Fatalf("query for %q: %v", sel, err)
+	}
+	built.AllowedTopics = q.AllowedTopics
+	return built
+}
+
+// kafkaEntry is a kafka catalog entry with the given kafka settings
+// ("signal: lag, offsetReset: earliest"), as config decodes, defaults and
+// validates it.
+func kafkaEntry(t testing.TB, settings string) *config.Metric {
+	t.Helper()
+	cat, err := config.Parse([]byte("presets: false\nmetrics:\n  - {name: m, apis: [external], source: kafka, kafka: {" + settings + "}}\n"))
+	if err != nil {
+		t.Fatalf("catalog entry with kafka settings %s: %v", settings, err)
+	}
+	return cat.Lookup("m")
 }

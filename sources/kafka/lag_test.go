@@ -54,12 +54,12 @@ func TestLagExact(t *testing.T) {
 		wantTotal float64
 		wantMax   float64
 	}{
-		{"latest", OffsetResetLatest, map[string]int64{"orders/0": 6, "orders/1": 0, "orders/2": 0, "orders/3": 6, "orders/4": 0, "orders/5": 0}, 12, 6},
-		{"earliest", OffsetResetEarliest, map[string]int64{"orders/0": 6, "orders/1": 0, "orders/2": 0, "orders/3": 6, "orders/4": 0, "orders/5": 1}, 13, 6},
+		{"latest", config.OffsetResetLatest, map[string]int64{"orders/0": 6, "orders/1": 0, "orders/2": 0, "orders/3": 6, "orders/4": 0, "orders/5": 0}, 12, 6},
+		{"earliest", config.OffsetResetEarliest, map[string]int64{"orders/0": 6, "orders/1": 0, "orders/2": 0, "orders/3": 6, "orders/4": 0, "orders/5": 1}, 13, 6},
 		{"default is latest", "", map[string]int64{"orders/0": 6, "orders/1": 0, "orders/2": 0, "orders/3": 6, "orders/4": 0, "orders/5": 0}, 12, 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q := Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}, Signal: config.KafkaLag, OffsetReset: tc.reset}
+			q := fromCatalog(t, Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}, Signal: config.KafkaLag, OffsetReset: tc.reset})
 			r := evaluate(t, s, q)
 			if r.Value != tc.wantTotal {
 				t.Errorf("lag = %v, want %v", r.Value, tc.wantTotal)
@@ -74,7 +74,7 @@ func TestLagExact(t *testing.T) {
 		})
 	}
 
-	r := evaluate(t, s, Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}})
+	r := evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}}))
 	for _, p := range r.Partitions {
 		if p.End != int64(produced[p.Partition]) || p.LogStart != 0 {
 			t.Errorf("%s/%d: end %d log start %d, want %d and 0", p.Topic, p.Partition, p.End, p.LogStart, produced[p.Partition])
@@ -113,7 +113,7 @@ func TestLagIgnoresDeletedRecords(t *testing.T) {
 		}
 	}
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
-	r := evaluate(t, s, Query{Cluster: "main", Group: "audit", Topics: []string{"events"}, OffsetReset: OffsetResetEarliest})
+	r := evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "audit", Topics: []string{"events"}, OffsetReset: config.OffsetResetEarliest}))
 	// p0: committed 2 < log start 6 -> 10-6; p1: 10-8; p2 uncommitted -> 10-7.
 	want := map[string]int64{"events/0": 4, "events/1": 2, "events/2": 3}
 	if got := lagsOf(r); !equalMaps(got, want) {
@@ -164,7 +164,7 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	b.commit("g", map[string]map[int32]int64{"mine": {0: 1}, "mine-too": {0: 4}})
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
 
-	r := evaluate(t, s, Query{Cluster: "main", Group: "g", OffsetReset: OffsetResetEarliest})
+	r := evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "g", OffsetReset: config.OffsetResetEarliest}))
 	// mine/0: 5-1; mine/1 uncommitted under earliest: 3; mine-too: 0.
 	want := map[string]int64{"mine/0": 4, "mine/1": 3, "mine-too/0": 0}
 	if got := lagsOf(r); !equalMaps(got, want) {
@@ -172,7 +172,7 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	}
 	// Naming the unrelated topic is answered as if it did not exist, unless
 	// the entry allows it: then the reset policy applies to it.
-	q := Query{Cluster: "main", Group: "g", Topics: []string{"other"}, OffsetReset: OffsetResetEarliest}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "g", Topics: []string{"other"}, OffsetReset: config.OffsetResetEarliest})
 	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrUnknownTopic) {
 		t.Errorf("named topic other, not allowed: error %v, want ErrUnknownTopic", err)
 	}
@@ -193,7 +193,7 @@ func TestUnknownGroupAndTopic(t *testing.T) {
 		{Cluster: "main", Group: "nobody"},
 		{Cluster: "main", Group: "nobody", Topics: []string{"orders"}},
 	} {
-		_, err := s.Evaluate(context.Background(), q)
+		_, err := s.Evaluate(context.Background(), fromCatalog(t, q))
 		if !errors.Is(err, ErrUnknownGroup) {
 			t.Fatalf("Evaluate(unknown group, topics %v) error = %v, want ErrUnknownGroup", q.Topics, err)
 		}
@@ -201,11 +201,11 @@ func TestUnknownGroupAndTopic(t *testing.T) {
 			t.Errorf("error %q should name the group and the cluster", err)
 		}
 	}
-	_, err := s.Evaluate(context.Background(), Query{Cluster: "main", Group: "known", Topics: []string{"missing"}})
+	_, err := s.Evaluate(context.Background(), fromCatalog(t, Query{Cluster: "main", Group: "known", Topics: []string{"missing"}}))
 	if !errors.Is(err, ErrUnknownTopic) || !errors.Is(err, ErrNoData) || !strings.Contains(err.Error(), `"missing"`) {
 		t.Errorf("unknown topic error = %v, want ErrUnknownTopic (an ErrNoData) naming the topic", err)
 	}
-	_, err = s.Evaluate(context.Background(), Query{Cluster: "elsewhere", Group: "known"})
+	_, err = s.Evaluate(context.Background(), fromCatalog(t, Query{Cluster: "elsewhere", Group: "known"}))
 	if !errors.Is(err, ErrInvalidSelector) {
 		t.Errorf("unknown cluster error = %v, want ErrInvalidSelector", err)
 	}
@@ -219,7 +219,7 @@ func TestTimeoutIsAnError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	if r, err := s.Evaluate(ctx, Query{Cluster: "main", Group: "g"}); err == nil {
+	if r, err := s.Evaluate(ctx, fromCatalog(t, Query{Cluster: "main", Group: "g"})); err == nil {
 		t.Fatalf("Evaluate with an expired context = %v, want an error", r.Value)
 	}
 }
@@ -232,7 +232,7 @@ func TestPartitionErrorFailsEvaluation(t *testing.T) {
 	b.produce("orders", 0, 5, nil)
 	b.commit("g", map[string]map[int32]int64{"orders": {0: 1}})
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
-	q := Query{Cluster: "main", Group: "g"}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "g"})
 	evaluate(t, s, q)
 
 	b.c.ControlKey(int16(kmsg.ListOffsets), func(r kmsg.Request) (kmsg.Response, error, bool) {

@@ -102,7 +102,7 @@ func TestLagPicksUpDeletedRecordsAfterTTL(t *testing.T) {
 	cfg.MetadataTTL = config.Duration{Duration: ttl}
 	fc := testingclock.NewFakeClock(t0)
 	s := newSource(t, []config.KafkaCluster{cfg}, Options{Clock: fc})
-	q := Query{Cluster: "main", Group: "audit", Topics: []string{"events"}, OffsetReset: OffsetResetEarliest}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "audit", Topics: []string{"events"}, OffsetReset: config.OffsetResetEarliest})
 
 	if r := evaluate(t, s, q); r.Value != 8+10+10+2+10+10 {
 		t.Fatalf("lag = %v, want 50", r.Value)
@@ -162,7 +162,7 @@ func TestLogStartReadAgainWhenEndIsBelowIt(t *testing.T) {
 	b.commit("g", map[string]map[int32]int64{"anchor": {0: 0}}) // the group exists, no offset on jobs
 	fc := testingclock.NewFakeClock(t0)
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc}) // TTL 200ms, never reached on fc
-	q := Query{Cluster: "main", Group: "g", Topics: []string{"jobs"}, AllowedTopics: []string{"jobs"}, OffsetReset: OffsetResetEarliest}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "g", Topics: []string{"jobs"}, AllowedTopics: []string{"jobs"}, OffsetReset: config.OffsetResetEarliest})
 	if r := evaluate(t, s, q); r.Value != 2 {
 		t.Fatalf("lag = %v, want 10-8", r.Value)
 	}
@@ -215,7 +215,7 @@ func TestLagSecondsReadsMovedLogStart(t *testing.T) {
 	b.commit("workers", map[string]map[int32]int64{"jobs": {0: 3, 1: 5, 2: 10}})
 	fc := testingclock.NewFakeClock(t0.Add(100 * time.Second))
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc}) // TTL never reached on fc
-	q := Query{Cluster: "main", Group: "workers", Signal: config.KafkaLagSeconds}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "workers", Signal: config.KafkaLagSeconds})
 	if r := evaluate(t, s, q); r.Value != 97 {
 		t.Fatalf("lag_seconds = %v, want 97 (p0 record 3)", r.Value)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/segmentio/kafka-go/protocol/offsetfetch"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
+
+	"github.com/hpa-signals/hpa-signals/config"
 )
 
 // PartitionLag is one partition's offsets as read in one evaluation.
@@ -357,7 +359,7 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 	if err := c.setLogStarts(ctx, parts, m); err != nil {
 		return nil, err
 	}
-	earliest := q.offsetReset() == OffsetResetEarliest
+	earliest := q.OffsetReset == config.OffsetResetEarliest
 	for i := range parts {
 		p := &parts[i]
 		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)

@@ -123,11 +123,11 @@ func TestTopicScope(t *testing.T) {
 		// unread are topics of which nothing may be read.
 		unread []string
 	}{
-		{"a topic the group never committed to", Query{Group: "team-a.billing", Topics: []string{"payroll"}, OffsetReset: OffsetResetEarliest},
+		{"a topic the group never committed to", Query{Group: "team-a.billing", Topics: []string{"payroll"}, OffsetReset: config.OffsetResetEarliest},
 			0, payroll, []string{"payroll"}},
-		{"the same for lag_seconds", Query{Group: "team-a.billing", Topics: []string{"payroll"}, Signal: config.KafkaLagSeconds, OffsetReset: OffsetResetEarliest},
+		{"the same for lag_seconds", Query{Group: "team-a.billing", Topics: []string{"payroll"}, Signal: config.KafkaLagSeconds, OffsetReset: config.OffsetResetEarliest},
 			0, payroll, []string{"payroll"}},
-		{"with a topic the group did commit to", Query{Group: "team-a.billing", Topics: []string{"orders", "payroll"}, OffsetReset: OffsetResetEarliest},
+		{"with a topic the group did commit to", Query{Group: "team-a.billing", Topics: []string{"orders", "payroll"}, OffsetReset: config.OffsetResetEarliest},
 			0, payroll, []string{"payroll", "orders"}},
 		{"allowed topics that do not match it", Query{Group: "team-a.billing", Topics: []string{"payroll"}, AllowedTopics: []string{"team-a.*"}},
 			0, payroll, []string{"payroll"}},
@@ -139,9 +139,9 @@ func TestTopicScope(t *testing.T) {
 			6 * 6, "", []string{"payroll", "team-a.orders"}},
 		{"lag_seconds of the committed topic: the record at offset 4", Query{Group: "team-a.billing", Topics: []string{"orders"}, Signal: config.KafkaLagSeconds},
 			now.Sub(old(4)).Seconds(), "", []string{"payroll", "team-a.orders"}},
-		{"never committed, allowed topic, earliest", Query{Group: "team-a.audit", Topics: []string{"team-a.orders"}, OffsetReset: OffsetResetEarliest, AllowedTopics: []string{"team-a.*"}},
+		{"never committed, allowed topic, earliest", Query{Group: "team-a.audit", Topics: []string{"team-a.orders"}, OffsetReset: config.OffsetResetEarliest, AllowedTopics: []string{"team-a.*"}},
 			3 * 7, "", []string{"payroll", "orders"}},
-		{"never committed, topic not allowed", Query{Group: "team-a.audit", Topics: []string{"team-a.orders"}, OffsetReset: OffsetResetEarliest},
+		{"never committed, topic not allowed", Query{Group: "team-a.audit", Topics: []string{"team-a.orders"}, OffsetReset: config.OffsetResetEarliest},
 			0, `topic "team-a.orders" of group "team-a.audit" on cluster "main": not found`, []string{"team-a.orders"}},
 		{"unknown group", Query{Group: "team-a.nobody", Topics: []string{"payroll"}, AllowedTopics: []string{"*"}},
 			0, GroupNotFound("main", "team-a.nobody").Error(), []string{"payroll"}},
@@ -149,7 +149,7 @@ func TestTopicScope(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reads.reset()
 			tc.q.Cluster = "main"
-			r, err := s.Evaluate(context.Background(), tc.q)
+			r, err := s.Evaluate(context.Background(), fromCatalog(t, tc.q))
 			switch {
 			case tc.wantErr != "":
 				if err == nil || err.Error() != tc.wantErr {
@@ -174,7 +174,7 @@ func TestTopicScope(t *testing.T) {
 	}
 	// The watcher does see reads: the committed topic was read above.
 	reads.reset()
-	evaluate(t, s, Query{Cluster: "main", Group: "team-a.billing", Topics: []string{"orders"}, Signal: config.KafkaLagSeconds})
+	evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "team-a.billing", Topics: []string{"orders"}, Signal: config.KafkaLagSeconds}))
 	if got := reads.of("orders"); !containsAll(got, "ListOffsets", "Fetch") {
 		t.Errorf("requests naming orders for lag_seconds: %v, want ListOffsets and Fetch among them", got)
 	}
@@ -207,7 +207,7 @@ func TestForeignTopicAnswersLikeAMissingOne(t *testing.T) {
 		}
 		b.commit("team-a.billing", map[string]map[int32]int64{"orders": {0: 1}})
 		s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
-		_, err := s.Evaluate(context.Background(), Query{Cluster: "main", Group: "team-a.billing", Topics: []string{"payroll"}, AllowedTopics: allowed, OffsetReset: OffsetResetEarliest})
+		_, err := s.Evaluate(context.Background(), fromCatalog(t, Query{Cluster: "main", Group: "team-a.billing", Topics: []string{"payroll"}, AllowedTopics: allowed, OffsetReset: config.OffsetResetEarliest}))
 		if !errors.Is(err, ErrUnknownTopic) {
 			t.Fatalf("payroll exists %v, allowed %v: error %v, want ErrUnknownTopic", withPayroll, allowed, err)
 		}

@@ -60,16 +60,6 @@ func topicNotFound(cluster, group, topic string) error {
 	return &notFoundError{fmt.Sprintf("topic %q of group %q on cluster %q: not found", topic, group, cluster), ErrUnknownTopic}
 }
 
-// Defaults applied when the catalog leaves a setting zero.
-const (
-	// DefaultStallWindow is used when KafkaMetric.StallWindow is zero.
-	DefaultStallWindow = 5 * time.Minute
-	// OffsetResetLatest counts an uncommitted partition as 0 lag (default).
-	OffsetResetLatest = "latest"
-	// OffsetResetEarliest counts an uncommitted partition as end - log start.
-	OffsetResetEarliest = "earliest"
-)
-
 // Selector keys an HPA's metric selector may set.
 const (
 	keyGroup   = "group"
@@ -78,7 +68,8 @@ const (
 )
 
 // Query is one question about one consumer group. Build it with
-// QueryFromSelector; a Query is a value and safe to share.
+// QueryFromSelector from a catalog entry, which config has defaulted and
+// validated; a Query is a value and safe to share.
 type Query struct {
 	// Cluster is the configured cluster name. Required.
 	Cluster string
@@ -94,13 +85,14 @@ type Query struct {
 	// catalog entry's allowedTopics for the caller's namespace
 	// (config.KafkaMetric.AllowedTopicsFor). Nil allows none.
 	AllowedTopics []string
-	// Signal is what Evaluate computes. Empty means lag.
+	// Signal is what Evaluate computes (the entry's kafka.signal).
 	Signal config.KafkaSignal
-	// OffsetReset is "latest" or "earliest"; it decides how a partition
-	// without a committed offset counts. Empty means latest.
+	// OffsetReset is config.OffsetResetLatest or config.OffsetResetEarliest
+	// (the entry's kafka.offsetReset); it decides how a partition without a
+	// committed offset counts.
 	OffsetReset string
 	// StallWindow is how long a lagging partition's committed offset must
-	// stand still to count as stalled. Zero means DefaultStallWindow.
+	// stand still to count as stalled (the entry's kafka.stallWindow).
 	StallWindow time.Duration
 }
 
@@ -113,12 +105,8 @@ func (q Query) Key() string {
 	sort.Strings(topics)
 	allowed := append([]string(nil), q.AllowedTopics...)
 	sort.Strings(allowed)
-	signal := q.Signal
-	if signal == "" {
-		signal = config.KafkaLag
-	}
 	var b strings.Builder
-	for _, s := range []string{q.Cluster, q.Group, string(signal), q.offsetReset(), q.stallWindow().String(), strconv.Itoa(len(topics))} {
+	for _, s := range []string{q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), strconv.Itoa(len(topics))} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -140,43 +128,17 @@ func (q Query) stateKey() string {
 	return q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
 }
 
-func (q Query) offsetReset() string {
-	if q.OffsetReset == "" {
-		return OffsetResetLatest
-	}
-	return q.OffsetReset
-}
-
-func (q Query) stallWindow() time.Duration {
-	if q.StallWindow <= 0 {
-		return DefaultStallWindow
-	}
-	return q.StallWindow
-}
-
-// QueryFromSelector builds the Query for catalog entry m from an HPA's
-// metric selector. Keys: group (required, "="), topic (optional, "=" or
+// QueryFromSelector builds the Query for kafka entry m of a catalog (as
+// config decoded, defaulted and validated it) from an HPA's metric
+// selector. Keys: group (required, "="), topic (optional, "=" or
 // "in"), cluster (optional when clusterNames has exactly one entry, "=").
 // Any other key or operator, a missing group or an unknown cluster is an
 // error wrapping ErrInvalidSelector that names the key and the fix.
 func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selector) (Query, error) {
-	if m == nil || m.Kafka == nil {
-		return Query{}, errors.New("kafka: catalog entry has no kafka settings")
-	}
 	q := Query{
 		Signal:      m.Kafka.Signal,
 		OffsetReset: m.Kafka.OffsetReset,
 		StallWindow: m.Kafka.StallWindow.Duration,
-	}
-	switch q.OffsetReset {
-	case "", OffsetResetLatest, OffsetResetEarliest:
-	default:
-		return Query{}, fmt.Errorf("kafka: metric %q: offsetReset %q: want %q or %q", m.Name, q.OffsetReset, OffsetResetLatest, OffsetResetEarliest)
-	}
-	switch q.Signal {
-	case "", config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaTimeToDrain, config.KafkaStalledPartitions:
-	default:
-		return Query{}, fmt.Errorf("kafka: metric %q: unknown signal %q", m.Name, q.Signal)
 	}
 
 	var reqs labels.Requirements

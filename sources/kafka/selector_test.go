@@ -13,8 +13,7 @@ import (
 )
 
 func TestQueryFromSelector(t *testing.T) {
-	m := &config.Metric{Name: "kafka_consumer_lag", Source: config.SourceKafka,
-		Kafka: &config.KafkaMetric{Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: config.Duration{Duration: time.Minute}}}
+	m := kafkaEntry(t, "signal: lag, offsetReset: earliest, stallWindow: 1m")
 	one := []string{"main"}
 	two := []string{"main", "dr"}
 	for _, tc := range []struct {
@@ -65,41 +64,35 @@ func TestQueryFromSelector(t *testing.T) {
 	}
 }
 
-func TestQueryFromSelectorRejectsBadEntries(t *testing.T) {
-	sel := labels.SelectorFromSet(labels.Set{"group": "g"})
-	for _, m := range []*config.Metric{
-		{Name: "no-kafka"},
-		{Name: "bad-reset", Kafka: &config.KafkaMetric{Signal: config.KafkaLag, OffsetReset: "none"}},
-		{Name: "bad-signal", Kafka: &config.KafkaMetric{Signal: "lagz"}},
-	} {
-		if _, err := QueryFromSelector(m, []string{"main"}, sel); err == nil || errors.Is(err, ErrInvalidSelector) {
-			t.Errorf("%s: error = %v, want a catalog error (not a selector error)", m.Name, err)
-		}
-	}
-}
-
 func TestQueryKeyIsCanonical(t *testing.T) {
-	a := Query{Cluster: "c", Group: "g", Topics: []string{"b", "a"}}
-	b := Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLag, OffsetReset: "latest", StallWindow: DefaultStallWindow}
+	a := fromCatalog(t, Query{Cluster: "c", Group: "g"})
+	a.Topics = []string{"b", "a"}
+	b := fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}})
 	if a.Key() != b.Key() {
 		t.Errorf("equal queries have different keys %q and %q", a.Key(), b.Key())
 	}
 	for _, other := range []Query{
-		{Cluster: "c", Group: "g", Topics: []string{"a"}},
-		{Cluster: "c", Group: "g", Topics: []string{"a,b"}},
-		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLagMax},
-		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, OffsetReset: "earliest"},
-		{Cluster: "c2", Group: "g", Topics: []string{"a", "b"}},
+		fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a"}}),
+		fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, Signal: config.KafkaLagMax}),
+		fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, OffsetReset: config.OffsetResetEarliest}),
+		fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, StallWindow: time.Minute}),
+		fromCatalog(t, Query{Cluster: "c2", Group: "g", Topics: []string{"a", "b"}}),
 		// A query that allows a topic may be answered where a with none is not.
-		{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, AllowedTopics: []string{"team-a.*"}},
-		{Cluster: "c", Group: "g", Topics: []string{"a", "b", "team-a.*"}},
+		fromCatalog(t, Query{Cluster: "c", Group: "g", Topics: []string{"a", "b"}, AllowedTopics: []string{"team-a.*"}}),
 	} {
 		if other.Key() == a.Key() {
 			t.Errorf("%+v has the same key as %+v", other, a)
 		}
 	}
-	x := Query{Cluster: "c", Group: "g", AllowedTopics: []string{"y.*", "x.*"}}
-	y := Query{Cluster: "c", Group: "g", AllowedTopics: []string{"x.*", "y.*"}}
+	// Topic names with commas cannot come from a selector; the key still
+	// tells them apart.
+	joined := b
+	joined.Topics = []string{"a,b"}
+	if joined.Key() == a.Key() {
+		t.Errorf("%+v has the same key as %+v", joined, a)
+	}
+	x := fromCatalog(t, Query{Cluster: "c", Group: "g", AllowedTopics: []string{"y.*", "x.*"}})
+	y := fromCatalog(t, Query{Cluster: "c", Group: "g", AllowedTopics: []string{"x.*", "y.*"}})
 	if x.Key() != y.Key() {
 		t.Errorf("allowed topics in another order give another key: %q, %q", x.Key(), y.Key())
 	}

@@ -27,7 +27,7 @@ func TestLagSeconds(t *testing.T) {
 	b.commit("workers", map[string]map[int32]int64{"jobs": {0: 3, 1: 7, 2: 4}})
 	fc := testingclock.NewFakeClock(t0.Add(1000 * time.Second))
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, LagSecondsConcurrency: 2})
-	q := Query{Cluster: "main", Group: "workers", Signal: config.KafkaLagSeconds}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "workers", Signal: config.KafkaLagSeconds})
 
 	// Worst partition: p0, oldest unconsumed record is offset 3 at t0+3s.
 	r := evaluate(t, s, q)
@@ -93,7 +93,7 @@ func TestTimeToDrain(t *testing.T) {
 	b.commit("drain", map[string]map[int32]int64{"q": {0: 0, 1: 20}})
 	fc := testingclock.NewFakeClock(t0)
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, RateMinInterval: 5 * time.Second})
-	q := Query{Cluster: "main", Group: "drain", Signal: config.KafkaTimeToDrain}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "drain", Signal: config.KafkaTimeToDrain})
 
 	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrNoData) {
 		t.Fatalf("first sample: error %v, want ErrNoData", err)
@@ -132,7 +132,7 @@ func TestStalledPartitions(t *testing.T) {
 	b.commit("st", map[string]map[int32]int64{"s": {0: 10, 1: 10, 2: 50}})
 	fc := testingclock.NewFakeClock(t0)
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc})
-	q := Query{Cluster: "main", Group: "st", Signal: config.KafkaStalledPartitions} // default window 5m
+	q := fromCatalog(t, Query{Cluster: "main", Group: "st", Signal: config.KafkaStalledPartitions}) // default window 5m
 
 	steps := []struct {
 		advance time.Duration
@@ -157,7 +157,7 @@ func TestStalledPartitions(t *testing.T) {
 	}
 
 	// A shorter window from the catalog applies per query.
-	q.StallWindow = time.Second
+	q = fromCatalog(t, Query{Cluster: "main", Group: "st", Signal: config.KafkaStalledPartitions, StallWindow: time.Second})
 	fc.Step(2 * time.Second)
 	if r := evaluate(t, s, q); r.Value != 2 {
 		t.Errorf("stalled with a 1s window = %v, want 2", r.Value)

@@ -25,7 +25,6 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -77,10 +76,11 @@ type Source struct {
 	cancel      context.CancelFunc
 }
 
-// New creates one long-lived client per cluster. It reads TLS files and
-// SASL passwords now (errors name the file or variable, never the secret)
-// and does not connect: an unreachable cluster fails its evaluations, not
-// New.
+// New creates one long-lived client per cluster of a catalog that config
+// has defaulted and validated (names unique, settings set). It reads TLS
+// files and SASL passwords now (errors name the file or variable, never
+// the secret) and does not connect: an unreachable cluster fails its
+// evaluations, not New.
 func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 	if err := checkWireTypes(); err != nil {
 		return nil, err
@@ -101,10 +101,6 @@ func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 	}
 	names := make([]string, 0, len(clusters))
 	for _, c := range clusters {
-		if _, dup := s.clusters[c.Name]; dup {
-			cancel()
-			return nil, fmt.Errorf("kafka: cluster %q is declared twice", c.Name)
-		}
 		cl, err := newCluster(ctx, c, s.clock)
 		if err != nil {
 			cancel()
@@ -170,17 +166,13 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	signal := q.Signal
-	if signal == "" {
-		signal = config.KafkaLag
-	}
-	if signal == config.KafkaLagSeconds {
-		if err := c.readOldest(ctx, parts, q.offsetReset() == OffsetResetEarliest, s.concurrency, s.metrics); err != nil {
+	if q.Signal == config.KafkaLagSeconds {
+		if err := c.readOldest(ctx, parts, q.OffsetReset == config.OffsetResetEarliest, s.concurrency, s.metrics); err != nil {
 			return Result{}, err
 		}
 	}
 	now := s.clock.Now()
-	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.stallWindow())
+	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.StallWindow)
 
 	r := Result{Time: now, Partitions: parts}
 	var total, worst int64
@@ -192,7 +184,7 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 			stalled++
 		}
 	}
-	switch signal {
+	switch q.Signal {
 	case config.KafkaLag:
 		r.Value = float64(total)
 	case config.KafkaLagMax:
@@ -208,7 +200,7 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		}
 		r.Value = timeToDrain(total, rate)
 	default:
-		return Result{}, errors.New("kafka: unknown signal " + string(signal))
+		return Result{}, fmt.Errorf("kafka: unknown signal %q; build the query with QueryFromSelector from a catalog entry", q.Signal)
 	}
 	return r, nil
 }

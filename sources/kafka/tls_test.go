@@ -134,7 +134,7 @@ func TestTLS(t *testing.T) {
 	b.produce("orders", 2, 2, nil)
 	b.commit("billing", map[string]map[int32]int64{"orders": {0: 1, 1: 0, 2: 2}})
 
-	q := Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}}
+	q := fromCatalog(t, Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}})
 	cluster := func(tlsCfg *config.KafkaTLS) config.KafkaCluster {
 		c := b.clusterConfig("main")
 		c.TLS = tlsCfg

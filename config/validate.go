@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -319,12 +320,7 @@ func (m *Metric) validateResources(p *problems) {
 	if len(m.Resources) > 0 && !m.Serves(APIObject) {
 		p.add("resources", "only used by the object API; add object to apis or remove resources")
 	}
-	keys := make([]string, 0, len(m.Resources))
-	for r := range m.Resources {
-		keys = append(keys, r)
-	}
-	slices.Sort(keys)
-	for _, r := range keys {
+	for _, r := range slices.Sorted(maps.Keys(m.Resources)) {
 		f := fmt.Sprintf("resources[%q]", r)
 		switch {
 		case r == "pods" || r == "namespaces":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -179,7 +180,7 @@ func TestWatcherPollHPAs(t *testing.T) {
 func checkMetric(t *testing.T, got, want MetricView) {
 	t.Helper()
 	const eps = 1e-9
-	if got.Type != want.Type || got.Name != want.Name || got.TargetType != want.TargetType || abs(got.Target-want.Target) > eps {
+	if got.Type != want.Type || got.Name != want.Name || got.TargetType != want.TargetType || math.Abs(got.Target-want.Target) > eps {
 		t.Errorf("metric = %+v, want %+v", got, want)
 	}
 	switch {
@@ -187,16 +188,9 @@ func checkMetric(t *testing.T, got, want MetricView) {
 		t.Errorf("%s current = %v, want unknown", want.Name, *got.Current)
 	case want.Current != nil && got.Current == nil:
 		t.Errorf("%s current unknown, want %v", want.Name, *want.Current)
-	case want.Current != nil && abs(*got.Current-*want.Current) > eps:
+	case want.Current != nil && math.Abs(*got.Current-*want.Current) > eps:
 		t.Errorf("%s current = %v, want %v", want.Name, *got.Current, *want.Current)
 	}
-}
-
-func abs(f float64) float64 {
-	if f < 0 {
-		return -f
-	}
-	return f
 }
 
 func TestWatcherNeedsClientAndNamespaces(t *testing.T) {
@@ -282,7 +276,7 @@ func TestWatcherAdapterFigures(t *testing.T) {
 	if second.RequestsPerSecond == nil || *second.RequestsPerSecond != 15 {
 		t.Errorf("RequestsPerSecond = %v, want 15", second.RequestsPerSecond)
 	}
-	if second.CacheHitRatio == nil || abs(*second.CacheHitRatio-0.9) > 1e-9 {
+	if second.CacheHitRatio == nil || math.Abs(*second.CacheHitRatio-0.9) > 1e-9 {
 		t.Errorf("CacheHitRatio = %v, want 0.9", second.CacheHitRatio)
 	}
 	if len(second.SourceLatency) != 1 || second.SourceLatency[0].Source != "prometheus" ||

@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func TestLagExact(t *testing.T) {
 			if r.Value != tc.wantTotal {
 				t.Errorf("lag = %v, want %v", r.Value, tc.wantTotal)
 			}
-			if got := lagsOf(r); !equalMaps(got, tc.wantLags) {
+			if got := lagsOf(r); !maps.Equal(got, tc.wantLags) {
 				t.Errorf("per-partition lag = %v, want %v", got, tc.wantLags)
 			}
 			q.Signal = config.KafkaLagMax
@@ -83,18 +84,6 @@ func TestLagExact(t *testing.T) {
 	if r.Partitions[5].Committed != -1 || r.Partitions[0].Committed != 4 {
 		t.Errorf("committed offsets = %d, %d, want -1 for p5 and 4 for p0", r.Partitions[5].Committed, r.Partitions[0].Committed)
 	}
-}
-
-func equalMaps(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // Messages removed by retention (DeleteRecords moves the log start) never
@@ -116,7 +105,7 @@ func TestLagIgnoresDeletedRecords(t *testing.T) {
 	r := evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "audit", Topics: []string{"events"}, OffsetReset: config.OffsetResetEarliest}))
 	// p0: committed 2 < log start 6 -> 10-6; p1: 10-8; p2 uncommitted -> 10-7.
 	want := map[string]int64{"events/0": 4, "events/1": 2, "events/2": 3}
-	if got := lagsOf(r); !equalMaps(got, want) {
+	if got := lagsOf(r); !maps.Equal(got, want) {
 		t.Errorf("lags = %v, want %v", got, want)
 	}
 	if r.Value != 9 {
@@ -167,7 +156,7 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	r := evaluate(t, s, fromCatalog(t, Query{Cluster: "main", Group: "g", OffsetReset: config.OffsetResetEarliest}))
 	// mine/0: 5-1; mine/1 uncommitted under earliest: 3; mine-too: 0.
 	want := map[string]int64{"mine/0": 4, "mine/1": 3, "mine-too/0": 0}
-	if got := lagsOf(r); !equalMaps(got, want) {
+	if got := lagsOf(r); !maps.Equal(got, want) {
 		t.Errorf("lags = %v, want %v (never topic other)", got, want)
 	}
 	// Naming the unrelated topic is answered as if it did not exist, unless

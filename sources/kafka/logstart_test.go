@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func TestLagPicksUpDeletedRecordsAfterTTL(t *testing.T) {
 			fc.Step(st.advance)
 			b.counts.reset()
 			r := evaluate(t, s, q)
-			if got := lagsOf(r); !equalMaps(got, st.want) {
+			if got := lagsOf(r); !maps.Equal(got, st.want) {
 				t.Errorf("lags = %v, want %v", got, st.want)
 			}
 			for node := range leaders {

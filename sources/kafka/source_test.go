@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -97,16 +98,16 @@ func TestRequestsPerEvaluation(t *testing.T) {
 			if r.Value != st.want {
 				t.Errorf("value = %v, want %v", r.Value, st.want)
 			}
-			if got, want := b.counts.byBroker("OffsetFetch"), map[int32]int{coordinator: 1}; !equalCounts(got, want) {
+			if got, want := b.counts.byBroker("OffsetFetch"), map[int32]int{coordinator: 1}; !maps.Equal(got, want) {
 				t.Errorf("OffsetFetch per broker = %v, want %v (the coordinator)", got, want)
 			}
-			if got, want := b.counts.byBroker("kind:ListOffsets(-1)"), perLeader(1); !equalCounts(got, want) {
+			if got, want := b.counts.byBroker("kind:ListOffsets(-1)"), perLeader(1); !maps.Equal(got, want) {
 				t.Errorf("end-offset ListOffsets per broker = %v, want %v", got, want)
 			}
-			if got, want := b.counts.byBroker("kind:ListOffsets(-2)"), perLeader(st.logStart); !equalCounts(got, want) {
+			if got, want := b.counts.byBroker("kind:ListOffsets(-2)"), perLeader(st.logStart); !maps.Equal(got, want) {
 				t.Errorf("log-start ListOffsets per broker = %v, want %v", got, want)
 			}
-			if got, want := b.counts.byBroker("ListOffsets"), perLeader(1+st.logStart); !equalCounts(got, want) {
+			if got, want := b.counts.byBroker("ListOffsets"), perLeader(1+st.logStart); !maps.Equal(got, want) {
 				t.Errorf("ListOffsets per broker = %v, want %v", got, want)
 			}
 			if n := b.counts.total("FindCoordinator"); st.cold != (n == 1) || n > 1 {
@@ -120,18 +121,6 @@ func TestRequestsPerEvaluation(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalCounts(a, b map[int32]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestSASL(t *testing.T) {

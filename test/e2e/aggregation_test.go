@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,7 +107,7 @@ spec:
 	if err := json.Unmarshal([]byte(out), &who); err != nil {
 		t.Fatalf("decode whoami %q: %v", out, err)
 	}
-	if who.User != "kubernetes-admin" || !contains(who.Groups, "system:masters") {
+	if who.User != "kubernetes-admin" || !slices.Contains(who.Groups, "system:masters") {
 		t.Errorf("aggregated server saw user %q groups %v, want kubernetes-admin in system:masters", who.User, who.Groups)
 	}
 	if proxied.Load() == 0 {
@@ -166,13 +167,4 @@ func startFakeAggregatedServer(t *testing.T, sc *cluster.ServingCert, frontProxy
 		<-done
 	})
 	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -117,7 +117,8 @@ type KafkaCluster struct {
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }
 
-// KafkaTLS configures TLS to the brokers. Paths are read at start.
+// KafkaTLS configures TLS to the brokers. CAFile is read at start; the
+// client key pair at start and again on each TLS handshake.
 type KafkaTLS struct {
 	CAFile             string `json:"caFile,omitempty"`
 	CertFile           string `json:"certFile,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/http/httpguts"
 )
@@ -29,9 +30,10 @@ type Options struct {
 	// file is read on every request, so a rotated token is picked up.
 	BearerTokenFile string
 	// CAFile verifies the server's certificate. Empty uses the system pool.
+	// Read again when it changes.
 	CAFile string
 	// ClientCertFile and ClientKeyFile are the client certificate for mTLS.
-	// Both or neither.
+	// Both or neither. Read again when they change.
 	ClientCertFile string
 	ClientKeyFile  string
 	// BasicAuthUsername and BasicAuthPasswordFile enable HTTP basic auth.
@@ -61,7 +63,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.BearerTokenFile, "prometheus-bearer-token-file", o.BearerTokenFile,
 		"File holding a bearer token for Prometheus; re-read on every request. Exclusive with basic auth.")
 	fs.StringVar(&o.CAFile, "prometheus-ca-file", o.CAFile,
-		"CA bundle (PEM) that verifies Prometheus' serving certificate. Empty: the system roots.")
+		"CA bundle (PEM) that verifies Prometheus' serving certificate; re-read when it changes. Empty: the system roots.")
 	fs.StringVar(&o.ClientCertFile, "prometheus-client-cert-file", o.ClientCertFile,
 		"Client certificate (PEM) for mutual TLS with Prometheus; needs --prometheus-client-key-file.")
 	fs.StringVar(&o.ClientKeyFile, "prometheus-client-key-file", o.ClientKeyFile,
@@ -187,17 +189,10 @@ func (o *Options) headers() (http.Header, error) {
 			return nil, fmt.Errorf("--prometheus-header %q: the value holds characters not allowed in a header", name)
 		}
 		canonical := http.CanonicalHeaderKey(name)
-		if reservedHeaders[canonical] {
+		if _, reserved := promconfig.ReservedHeaders[canonical]; reserved {
 			return nil, fmt.Errorf("--prometheus-header cannot set %s; use the dedicated --prometheus-* flag for auth, the client sets the others", canonical)
 		}
 		h.Add(canonical, value)
 	}
 	return h, nil
-}
-
-// reservedHeaders are set by the client or by the auth flags.
-var reservedHeaders = map[string]bool{
-	"Authorization": true, "Host": true, "Content-Length": true, "Content-Type": true,
-	"Content-Encoding": true, "Accept-Encoding": true, "Connection": true, "Keep-Alive": true,
-	"Proxy-Authorization": true, "Transfer-Encoding": true, "User-Agent": true,
 }

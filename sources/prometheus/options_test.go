@@ -2,12 +2,21 @@ package prometheus
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,4 +161,144 @@ func TestClientCredentials(t *testing.T) {
 	if u, p, ok := r.BasicAuth(); !ok || u != "adapter" || p != "two" {
 		t.Errorf("basic auth = %q, %q, %v; want adapter, two", u, p, ok)
 	}
+}
+
+// TestClientReloadsTLSFiles checks that replaced TLS files are used without
+// a new client: a CA file that now holds the CA of the server's new
+// certificate, and a rotated client key pair, presented at the next
+// connection.
+func TestClientReloadsTLSFiles(t *testing.T) {
+	caA, caB := newTestCA(t, "ca-a"), newTestCA(t, "ca-b")
+	var mu sync.Mutex
+	serving := caA.issue(t, "127.0.0.1")
+	var clients []string // the CN of each request's client certificate
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		clients = append(clients, r.TLS.PeerCertificates[0].Subject.CommonName)
+		mu.Unlock()
+		// Every request makes a new connection, so each one shows what a
+		// handshake with the files as they are now presents and accepts.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1700000000,"1"]}}`))
+	}))
+	srv.TLS = &tls.Config{
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return &tls.Config{Certificates: []tls.Certificate{serving}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS12}, nil
+		},
+		MinVersion: tls.VersionTLS12,
+	}
+	srv.StartTLS()
+	defer srv.Close()
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	write := func(path string, data []byte) {
+		t.Helper()
+		// Replaced, as a Secret volume replaces files.
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePair := func(c tls.Certificate) {
+		t.Helper()
+		key, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}))
+		write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}))
+	}
+	write(caFile, caA.pem)
+	writePair(caA.issue(t, "client-before"))
+
+	o := NewOptions()
+	o.URL, o.CAFile, o.ClientCertFile, o.ClientKeyFile = srv.URL, caFile, certFile, keyFile
+	c, err := NewClient(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(context.Background(), "x"); err != nil {
+		t.Fatalf("query with the first CA and key pair: %v", err)
+	}
+
+	mu.Lock()
+	serving = caB.issue(t, "127.0.0.1")
+	mu.Unlock()
+	write(caFile, caB.pem)
+	writePair(caA.issue(t, "client-after"))
+	if _, err := c.Query(context.Background(), "x"); err != nil {
+		t.Fatalf("query after the CA file and key pair were replaced: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"client-before", "client-after"}; !slices.Equal(clients, want) {
+		t.Errorf("client certificates presented %q, want %q", clients, want)
+	}
+}
+
+// testCA is a certificate authority for TLS tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newTestCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a key pair for name (an IP address is also its SAN),
+// signed by the CA, for servers and clients.
+func (ca *testCA) issue(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	if ip := net.ParseIP(name); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -25,11 +26,12 @@ const (
 
 // Watcher holds the current catalog and replaces it when the file changes.
 // Current is safe for concurrent use; Run is called once.
+//
+// Everything in the file reloads but kafka.clusters: the Kafka clients are
+// made once at start, so a reloaded catalog keeps the clusters of the one
+// the adapter started with, and a changed kafka.clusters section is logged
+// as needing a restart.
 type Watcher struct {
-	// OnChange, if not nil, is called from Run with each catalog Run
-	// applies, after Current returns it. Set it before calling Run.
-	OnChange func(*Catalog)
-
 	path    string
 	current atomic.Pointer[Catalog]
 	// last is the content of the file as last read by reload, applied or
@@ -41,9 +43,11 @@ type Watcher struct {
 	// clock runs the debounce timer and the resync ticker.
 	clock clock.WithTicker
 
-	// Hooks for tests, nil otherwise. reloaded is called after each parse
-	// Run attempts, with its error; armed after a file event has (re)armed
-	// the debounce timer, so a fake clock can be stepped past it.
+	// Hooks for tests, nil otherwise. applied is called with each catalog
+	// Run applies, after Current returns it; reloaded after each parse Run
+	// attempts, with its error; armed after a file event has (re)armed the
+	// debounce timer, so a fake clock can be stepped past it.
+	applied  func(*Catalog)
 	reloaded func(error)
 	armed    func()
 }
@@ -174,9 +178,22 @@ func (w *Watcher) reload() {
 		klog.ErrorS(err, "Catalog file is invalid; keeping the previous catalog", "path", w.path)
 		return
 	}
+	if running := w.current.Load().Kafka.Clusters; !reflect.DeepEqual(c.Kafka.Clusters, running) {
+		klog.InfoS("The catalog file changes kafka.clusters, which is read at start only; restart the adapter to apply it. Until then the adapter keeps its Kafka clusters and applies the rest of the file",
+			"path", w.path, "running", clusterNames(running), "inFile", clusterNames(c.Kafka.Clusters))
+		c.Kafka.Clusters = running
+	}
 	w.current.Store(c)
 	klog.InfoS("Reloaded the catalog", "path", w.path, "metrics", len(c.Metrics), "kafkaClusters", len(c.Kafka.Clusters))
-	if w.OnChange != nil {
-		w.OnChange(c)
+	if w.applied != nil {
+		w.applied(c)
 	}
+}
+
+func clusterNames(clusters []KafkaCluster) []string {
+	names := make([]string, len(clusters))
+	for i, c := range clusters {
+		names[i] = c.Name
+	}
+	return names
 }

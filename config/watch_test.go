@@ -56,7 +56,7 @@ type testWatcher struct {
 	parsed chan error    // each parse Run attempts
 	armed  chan struct{} // a file event armed the debounce timer
 	mu     sync.Mutex
-	seen   []string // first metric of each catalog OnChange got
+	seen   []string // first metric of each catalog applied
 }
 
 func newTestWatcher(t *testing.T, path string) *testWatcher {
@@ -84,7 +84,7 @@ func newTestWatcher(t *testing.T, path string) *testWatcher {
 		default: // one pending signal is enough to step the clock
 		}
 	}
-	w.OnChange = func(c *Catalog) {
+	w.applied = func(c *Catalog) {
 		tw.mu.Lock()
 		defer tw.mu.Unlock()
 		tw.seen = append(tw.seen, c.Metrics[0].Name)
@@ -156,7 +156,7 @@ func TestWatcherReloads(t *testing.T) {
 		t.Fatalf("after the third file the catalog has %q", got)
 	}
 	if got, want := w.changed(), []string{"second", "third"}; !slices.Equal(got, want) {
-		t.Errorf("OnChange saw %v, want %v", got, want)
+		t.Errorf("applied %v, want %v", got, want)
 	}
 }
 
@@ -193,7 +193,7 @@ func TestWatcherWaitsForQuiet(t *testing.T) {
 	event()
 	w.clock.Step(half)
 	w.clock.Step(half)
-	// A parse is reported after OnChange; a broken debounce parses twice.
+	// A parse is reported after it is applied; a broken debounce parses twice.
 	for done := false; !done; done = current(w.Watcher) == "third" {
 		if err := w.nextParse(t); err != nil {
 			t.Fatal(err)
@@ -297,7 +297,32 @@ func TestWatcherConfigMapSwap(t *testing.T) {
 		t.Fatalf("after the swap the catalog has %q", got)
 	}
 	if got := w.changed(); !slices.Equal(got, []string{"second"}) {
-		t.Errorf("OnChange saw %v", got)
+		t.Errorf("applied %v", got)
+	}
+}
+
+// TestWatcherKeepsKafkaClusters: kafka.clusters is read at start, so a
+// reload applies the rest of the file and keeps the clusters the adapter
+// runs with, and the catalog never names a cluster it has no client for.
+func TestWatcherKeepsKafkaClusters(t *testing.T) {
+	withCluster := func(metric, cluster string) string {
+		return catalogWith(metric) + "kafka:\n  clusters:\n    - {name: " + cluster + ", brokers: ['kafka:9092']}\n"
+	}
+	path := filepath.Join(t.TempDir(), "catalog.yaml")
+	writeAtomic(t, path, withCluster("first", "main"))
+	w := newTestWatcher(t, path)
+	startWatcher(t, w.Watcher)
+
+	writeAtomic(t, path, withCluster("second", "other"))
+	if err := w.nextParse(t); err != nil {
+		t.Fatal(err)
+	}
+	cat := w.Current()
+	if got := cat.Metrics[0].Name; got != "second" {
+		t.Errorf("after the reload the catalog has %q, want the file's second", got)
+	}
+	if got := clusterNames(cat.Kafka.Clusters); !slices.Equal(got, []string{"main"}) {
+		t.Errorf("after the reload the catalog's Kafka clusters are %q, want those of the start, main", got)
 	}
 }
 

@@ -40,29 +40,14 @@ func newMetrics(reg prometheus.Registerer, clusters []string) (*metrics, error) 
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	if m.clusterQueries, err = register(reg, m.clusterQueries); err != nil {
-		return nil, err
-	}
-	if m.partitionErrors, err = register(reg, m.partitionErrors); err != nil {
-		return nil, err
+	// One Source per registry: the adapter makes one at start (Kafka
+	// clusters are not reloaded), so a second registration is a bug.
+	for _, c := range []prometheus.Collector{m.clusterQueries, m.partitionErrors} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register Kafka source metrics: %w", err)
+		}
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered (a
-// second Source on the same registry, e.g. after a catalog reload).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing, nil
-			}
-		}
-		return c, fmt.Errorf("register Kafka source metrics: %w", err)
-	}
-	return c, nil
 }
 
 func (m *metrics) observe(cluster string, err error) {

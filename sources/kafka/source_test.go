@@ -354,6 +354,4 @@ func TestConcurrentEvaluate(t *testing.T) {
 	if ok+noData != 50 {
 		t.Errorf("queries counted: %v success + %v no_data, want 50 in all", ok, noData)
 	}
-	// A second Source on the same registry (catalog reload) shares the metrics.
-	newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Registerer: reg})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/kafka"
 )
 
@@ -78,10 +79,10 @@ func kafkaScopeServer(t *testing.T, extraOwners string, k *groupsKafka) func(ns,
 	p := provider.New(provider.Options{
 		Catalog: func() *config.Catalog { return cat },
 		Kafka:   k,
-		Pods:    fakePods{},
+		Pods:    providertest.Pods{},
 		Cache:   provider.NewCache(provider.CacheOptions{RefreshInterval: time.Hour, StaleAfter: 2 * time.Hour, KeepAlive: 3 * time.Hour, FetchTimeout: time.Second}, nil, nil),
 	})
-	srv := newServer(t, p)
+	srv := providertest.NewServer(t, p)
 	return func(ns, metric, selector string) (int, string) {
 		return get(t, srv, "/apis/external.metrics.k8s.io/v1beta1/namespaces/"+ns+"/"+metric+"?labelSelector="+url.QueryEscape(selector))
 	}

@@ -16,7 +16,6 @@ import (
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"k8s.io/klog/v2"
 
-	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/provider"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
@@ -294,9 +293,7 @@ func TestServingValuesOutOfRange(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(fmt.Sprint(tc.value), func(t *testing.T) {
 			f := newFixture(t)
-			cat := config.Default()
-			q := mustQuery(t, cat, "http_requests_per_second", prometheus.Scope{Namespaces: []string{"team-a"}}, "code=200")
-			f.prom.answers[q] = []prometheus.Sample{sample(tc.value)}
+			f.prom.answers[`sum by () (rate(http_requests_total{namespace="team-a",code="200"}[2m]))`] = []prometheus.Sample{sample(tc.value)}
 			code, body := get(t, f.srv, "/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/http_requests_per_second?labelSelector=code%3D200")
 			if code != tc.wantCode || !strings.Contains(body, tc.want) {
 				t.Fatalf("value %g: %d %s; want %d with %q", tc.value, code, body, tc.wantCode, tc.want)

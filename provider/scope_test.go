@@ -18,6 +18,7 @@ import (
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
@@ -42,7 +43,7 @@ metrics:
 	p := provider.New(provider.Options{
 		Catalog:    func() *config.Catalog { return cat },
 		Prometheus: prom,
-		Pods:       fakePods{},
+		Pods:       providertest.Pods{},
 		Cache:      provider.NewCache(provider.CacheOptions{RefreshInterval: time.Second, StaleAfter: time.Minute, KeepAlive: time.Minute, FetchTimeout: time.Second}, nil, nil),
 	})
 	get := func(ns, metric string) error {
@@ -120,10 +121,10 @@ func scopeServer(t *testing.T, catalog string) (*echoPrometheus, *httptest.Serve
 	p := provider.New(provider.Options{
 		Catalog:    func() *config.Catalog { return cat },
 		Prometheus: prom,
-		Pods:       fakePods{},
+		Pods:       providertest.Pods{},
 		Cache:      provider.NewCache(provider.CacheOptions{RefreshInterval: time.Hour, StaleAfter: 2 * time.Hour, KeepAlive: 3 * time.Hour, FetchTimeout: time.Second}, nil, nil),
 	})
-	return prom, newServer(t, p)
+	return prom, providertest.NewServer(t, p)
 }
 
 // A namespace metric reads the request's namespace only. The routes are

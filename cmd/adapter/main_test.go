@@ -2,13 +2,25 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/spf13/pflag"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
+	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -106,6 +118,89 @@ func TestCheckConfigPrintsThePromQLOfEachEntry(t *testing.T) {
 	if got := stdout.String(); got != string(want) {
 		t.Fatalf("check-config output differs from %s:\n--- got\n%s\n--- want\n%s", golden, got, want)
 	}
+}
+
+// TestCheckConfigPrintsTheQueriesRequestsRun asks a provider serving the
+// same catalog for every entry on everything it is served for, and finds
+// each query the provider sent to Prometheus in check-config's output, on
+// the line of that API and resource.
+func TestCheckConfigPrintsTheQueriesRequestsRun(t *testing.T) {
+	cat, err := config.Load("testdata/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var printed bytes.Buffer
+	if err := printCatalog(&printed, cat); err != nil {
+		t.Fatal(err)
+	}
+	prom := &recordingPrometheus{}
+	cache := provider.NewCacheOptions()
+	cache.FetchTimeout = time.Second
+	p := provider.New(provider.Options{
+		Catalog:    func() *config.Catalog { return cat },
+		Prometheus: prom,
+		Pods:       providertest.Pods{},
+		Cache:      provider.NewCache(*cache, nil, nil),
+	})
+	ctx := context.Background()
+	everything := labels.Everything()
+	lines := 0
+	for i := range cat.Metrics {
+		m := &cat.Metrics[i]
+		if m.Source != config.SourcePrometheus {
+			continue
+		}
+		caller := "NAMESPACE" // check-config's stand-in for the request's namespace
+		if !m.IsNamespaced() {
+			caller = m.CallerNamespaces[0]
+		}
+		for _, target := range provider.Targets(m) {
+			info := cmprovider.CustomMetricInfo{GroupResource: target.Resource, Namespaced: true, Metric: m.Name}
+			var err error
+			switch {
+			case target.API == config.APIExternal:
+				_, err = p.GetExternalMetric(ctx, caller, everything, cmprovider.ExternalMetricInfo{Metric: m.Name})
+			case target.API == config.APIPods:
+				_, err = p.GetMetricBySelector(ctx, caller, everything, info, everything)
+			default:
+				// A namespace names itself; other objects lie in the namespace.
+				_, err = p.GetMetricByName(ctx, types.NamespacedName{Namespace: caller, Name: caller}, info, everything)
+			}
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("%s on %s: %v, want the 404 of no data", m.Name, target, err)
+			}
+			line := fmt.Sprintf("  %-28s %s\n", target.String()+":", prom.last())
+			if !strings.Contains(printed.String(), line) {
+				t.Errorf("check-config does not print the query a request for %s on %s runs:\n%s\noutput:\n%s", m.Name, target, line, printed.String())
+			}
+			lines++
+		}
+	}
+	if lines != 6 {
+		t.Errorf("compared %d queries, want 6 (pods, object namespaces, services and deployments.apps, external, and the shared entry's external)", lines)
+	}
+}
+
+// recordingPrometheus records the last query and answers it with no data.
+type recordingPrometheus struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (r *recordingPrometheus) Query(_ context.Context, promql string) ([]prometheus.Sample, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queries = append(r.queries, promql)
+	return nil, fmt.Errorf("%w for %s", prometheus.ErrNoData, promql)
+}
+
+func (r *recordingPrometheus) last() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queries) == 0 {
+		return "(no query)"
+	}
+	return r.queries[len(r.queries)-1]
 }
 
 func TestCheckConfigRejectsAnInvalidFile(t *testing.T) {

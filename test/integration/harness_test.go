@@ -21,14 +21,11 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/labels"
-	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
@@ -53,22 +50,9 @@ var cacheOptions = func() provider.CacheOptions {
 
 // pods is what the fake pod lister knows: web-3 matches app=web but has no
 // series; db-1 has series in no namespace and is never selected.
-var pods = fakePods{
+var pods = providertest.Pods{
 	"team-a":     {"web-1": {"app": "web"}, "web-2": {"app": "web"}, "web-3": {"app": "web"}, "db-1": {"app": "db"}},
 	"team-empty": {"web-9": {"app": "web"}},
-}
-
-// fakePods is namespace -> pod name -> labels.
-type fakePods map[string]map[string]labels.Set
-
-func (f fakePods) PodNames(namespace string, sel labels.Selector) ([]string, error) {
-	var names []string
-	for name, l := range f[namespace] {
-		if sel.Matches(l) {
-			names = append(names, name)
-		}
-	}
-	return names, nil
 }
 
 // adapter is one provider served over HTTP, with its own cache on a fake
@@ -103,19 +87,7 @@ func newAdapter(t testing.TB, promURL string) *adapter {
 		Metrics:    metrics,
 		Redact:     provider.AddressesOf(promURL),
 	})
-
-	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
-	rc.LoopbackClientConfig = &rest.Config{}
-	rc.ExternalAddress = "127.0.0.1:443"
-	provider.InstallSelectorCheck(&rc.Config) // as the adapter does
-	cfg := &apiserver.Config{GenericConfig: &rc.Config}
-	s, err := cfg.Complete(nil).New("hpa-signals-integration", p, p)
-	if err != nil {
-		t.Fatalf("create API server: %v", err)
-	}
-	srv := httptest.NewServer(s.GenericAPIServer.Handler)
-	t.Cleanup(srv.Close)
-	return &adapter{srv: srv, clock: clk, cache: cache, reg: reg}
+	return &adapter{srv: providertest.NewServer(t, p), clock: clk, cache: cache, reg: reg}
 }
 
 // response is one answer of the adapter.

@@ -1,0 +1,57 @@
+// Package providertest serves a provider.Provider in tests, as
+// net/http/httptest serves a handler: NewServer runs it behind the real
+// custom-metrics-apiserver handler chain, and Pods is a pod lister over a
+// fixed set of pods. The provider's own tests and the integration tests
+// share them; the e2e suite covers authentication, authorization and the
+// pod watch cache.
+package providertest
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
+
+	"github.com/hpa-signals/hpa-signals/provider"
+)
+
+// Pods is a provider.PodLister over fixed pods: namespace -> pod name ->
+// labels. The zero value has no pods.
+type Pods map[string]map[string]labels.Set
+
+var _ provider.PodLister = Pods(nil)
+
+// PodNames returns the pods of namespace whose labels match selector, in
+// no particular order.
+func (p Pods) PodNames(namespace string, selector labels.Selector) ([]string, error) {
+	var names []string
+	for name, l := range p[namespace] {
+		if selector.Matches(l) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// NewServer serves p on the custom and external metrics APIs through the
+// custom-metrics-apiserver handler chain, with the selector check the
+// adapter installs, without authentication or authorization. The server
+// is closed when the test ends.
+func NewServer(t testing.TB, p *provider.Provider) *httptest.Server {
+	t.Helper()
+	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	rc.LoopbackClientConfig = &rest.Config{}
+	rc.ExternalAddress = "127.0.0.1:443"
+	provider.InstallSelectorCheck(&rc.Config)
+	cfg := &apiserver.Config{GenericConfig: &rc.Config}
+	s, err := cfg.Complete(nil).New("hpa-signals-test", p, p)
+	if err != nil {
+		t.Fatalf("create the metrics API server: %v", err)
+	}
+	srv := httptest.NewServer(s.GenericAPIServer.Handler)
+	t.Cleanup(srv.Close)
+	return srv
+}

@@ -87,9 +87,12 @@ type Cache struct {
 
 	flight singleflight.Group
 
-	// onSlotWait, if set, is called when a fetch starts waiting for a
-	// busy slot of its source; tests use it to know a wait has begun.
+	// Hooks for tests, nil otherwise. onSlotWait is called when a fetch
+	// starts waiting for a busy slot of its source; onMiss when a read has
+	// found no answer and is about to join or start the key's fetch, so a
+	// test can hold a reader there while others complete a fetch.
 	onSlotWait func(k Key, background bool)
+	onMiss     func(k Key)
 
 	mu          sync.Mutex
 	entries     map[Key]*cacheEntry
@@ -186,6 +189,9 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch Fetch) (any, error) {
 		return nil, lastErr
 	}
 	c.metrics.cacheMiss()
+	if c.onMiss != nil {
+		c.onMiss(k)
+	}
 	return c.fetch(ctx, k, seen, false)
 }
 

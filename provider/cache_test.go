@@ -172,12 +172,14 @@ func TestCacheSharesOneFetchAmongConcurrentMisses(t *testing.T) {
 		<-release
 		return 42, nil
 	}
+	// The fetch is held until all 100 readers have missed.
+	var missed sync.WaitGroup
+	missed.Add(100)
+	c.onMiss = func(Key) { missed.Done() }
 	var wg sync.WaitGroup
 	results := make(chan any, 100)
-	started := make(chan struct{}, 100)
 	for range 100 {
 		wg.Go(func() {
-			started <- struct{}{}
 			v, err := c.Get(context.Background(), testKey, fetch)
 			if err != nil {
 				t.Errorf("Get: %v", err)
@@ -185,16 +187,7 @@ func TestCacheSharesOneFetchAmongConcurrentMisses(t *testing.T) {
 			results <- v
 		})
 	}
-	for range 100 {
-		<-started
-	}
-	// Every goroutine is at or before its Get; give the ones that have not
-	// joined the flight a moment, then let the fetch finish.
-	deadline := time.Now().Add(2 * time.Second)
-	for calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(50 * time.Millisecond)
+	missed.Wait()
 	close(release)
 	wg.Wait()
 	close(results)
@@ -211,7 +204,9 @@ func TestCacheSharesOneFetchAmongConcurrentMisses(t *testing.T) {
 func TestCacheCallerContextEndsWaitNotFetch(t *testing.T) {
 	c, _ := newTestCache()
 	release := make(chan struct{})
+	var calls atomic.Int32
 	fetch := func(context.Context) (any, error) {
+		calls.Add(1)
 		<-release
 		return 5, nil
 	}
@@ -221,39 +216,61 @@ func TestCacheCallerContextEndsWaitNotFetch(t *testing.T) {
 		t.Fatalf("Get with a canceled context = %v, want context.Canceled", err)
 	}
 	close(release)
-	// The shared fetch completed for the next caller.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		v, err := c.Get(context.Background(), testKey, fetch)
-		if err == nil && v == 5 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get after the fetch finished = %v, %v", v, err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	// The fetch the canceled caller started went on: the next caller joins
+	// it, or takes its answer.
+	v, err := c.Get(context.Background(), testKey, fetch)
+	if err != nil || v != 5 {
+		t.Fatalf("Get after the fetch was released = %v, %v; want 5", v, err)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("%d fetches, want the one the canceled caller started", got)
 	}
 }
 
-// TestCacheNeverFetchesTwiceForOneMiss races readers against a fetch that
-// completes between a reader's look at the entry and its joining the
-// shared fetch: the late reader must take the completed fetch's value.
+// TestCacheNeverFetchesTwiceForOneMiss forces the interleaving in which a
+// fetch completes between a reader's look at the entry and its joining the
+// shared fetch: the late reader must take the completed fetch's answer
+// instead of fetching again.
 func TestCacheNeverFetchesTwiceForOneMiss(t *testing.T) {
-	for round := range 100 {
-		c := NewCache(testCacheOptions, nil, nil)
-		var calls atomic.Int64
-		fetch := func(context.Context) (any, error) {
-			calls.Add(1)
-			time.Sleep(200 * time.Microsecond)
-			return 1, nil
+	c, _ := newTestCache()
+	var calls atomic.Int32
+	fetch := func(context.Context) (any, error) {
+		return int(calls.Add(1)), nil
+	}
+	held := make(chan struct{})    // the late reader has missed
+	proceed := make(chan struct{}) // and may now go on to fetch
+	var first atomic.Bool
+	c.onMiss = func(Key) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-proceed
 		}
-		var wg sync.WaitGroup
-		for range 100 {
-			wg.Go(func() { _, _ = c.Get(context.Background(), testKey, fetch) })
+	}
+	late := make(chan any, 1)
+	go func() {
+		v, err := c.Get(context.Background(), testKey, fetch)
+		if err != nil {
+			v = err
 		}
-		wg.Wait()
-		if n := calls.Load(); n != 1 {
-			t.Fatalf("round %d: 100 concurrent reads of a cold key fetched %d times, want 1", round, n)
-		}
+		late <- v
+	}()
+	<-held
+	// Another reader misses too, and its fetch completes while the late
+	// reader is held between its look and the fetch.
+	mustGetFrom(t, c, fetch, 1)
+	close(proceed)
+	if v := <-late; v != 1 {
+		t.Errorf("the late reader got %v, want the completed fetch's answer 1", v)
+	}
+	if got := calls.Load(); got != 1 {
+		t.Fatalf("one miss fetched %d times, want 1", got)
+	}
+}
+
+func mustGetFrom(t *testing.T, c *Cache, fetch Fetch, want int) {
+	t.Helper()
+	v, err := c.Get(context.Background(), testKey, fetch)
+	if err != nil || v != want {
+		t.Fatalf("Get = %v, %v; want %d", v, err, want)
 	}
 }

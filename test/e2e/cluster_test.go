@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/hpa-signals/hpa-signals/internal/localstack/cluster"
@@ -56,12 +57,18 @@ func TestLocalClusterSmoke(t *testing.T) {
 	}
 	waitReadyPods(ctx, t, l, ns, "app=web", 2)
 
-	scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
+	// The deployment controller writes the Deployment's status meanwhile,
+	// so an update with the resourceVersion just read may conflict.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 3
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "web", scale, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatalf("get scale: %v", err)
-	}
-	scale.Spec.Replicas = 3
-	if _, err := client.AppsV1().Deployments(ns).UpdateScale(ctx, "web", scale, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("scale to 3: %v", err)
 	}
 	waitReadyPods(ctx, t, l, ns, "app=web", 3)

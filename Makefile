@@ -17,13 +17,15 @@ CACHE_DIR := $(or $(HPA_SIGNALS_CACHE),$(HOME)/.cache/hpa-signals)
 TOOLS_DIR := $(CACHE_DIR)/tools
 BENCHSTAT_VERSION := v0.0.0-20260908200009-22c9c6c9d4da
 BENCHSTAT := $(TOOLS_DIR)/benchstat-$(BENCHSTAT_VERSION)
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # bench: which benchmarks (a -bench pattern) and how many runs of each;
 # benchstat shows confidence intervals from BENCH_COUNT=6 on.
 BENCH       ?= .
 BENCH_COUNT ?= 1
 
-.PHONY: all build unit test e2e e2e-kind demo demo-short control-plane fuzz bench verify deps image clean
+.PHONY: all build unit test e2e e2e-kind demo demo-short control-plane fuzz bench verify lint deps image clean
 
 all: build
 
@@ -83,14 +85,27 @@ $(BENCHSTAT):
 	GOBIN=$$gobin $(GO) install golang.org/x/perf/cmd/benchstat@$(BENCHSTAT_VERSION) && mv $$gobin/benchstat $@; \
 	status=$$?; rm -rf $$gobin; exit $$status
 
-## verify: formatting, vet, and a tidy go.mod
-verify:
+$(GOLANGCI_LINT):
+	@mkdir -p $(TOOLS_DIR)
+	@echo "installing golangci-lint $(GOLANGCI_LINT_VERSION) into $(TOOLS_DIR) (a few minutes, once)"
+	@gobin=$$(mktemp -d $(TOOLS_DIR)/.install.XXXXXX); \
+	GOBIN=$$gobin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) && mv $$gobin/golangci-lint $@; \
+	status=$$?; rm -rf $$gobin; exit $$status
+
+## verify: formatting, vet, the linters of .golangci.yml, and a tidy go.mod
+verify: $(GOLANGCI_LINT)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed on:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/...
+	$(GOLANGCI_LINT) run ./...
 	@cp go.mod /tmp/hpa-signals-go.mod.bak; cp go.sum /tmp/hpa-signals-go.sum.bak
 	@$(GO) mod tidy
 	@if ! git diff --quiet -- go.mod go.sum; then echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit"; git diff --stat -- go.mod go.sum; cp /tmp/hpa-signals-go.mod.bak go.mod; cp /tmp/hpa-signals-go.sum.bak go.sum; exit 1; fi
+
+## lint: golangci-lint with the checks of .golangci.yml (installed into
+## ~/.cache/hpa-signals/tools at a pinned version, once)
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 ## image: the adapter image (needs a Docker engine)
 IMAGE ?= hpa-signals:dev

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -276,7 +277,8 @@ func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labels
 		}
 	}
 	for _, e := range m.compile() {
-		fe := e.(*FieldError)
+		var fe *FieldError
+		errors.As(e, &fe) // compile returns *FieldErrors only
 		if strings.HasPrefix(fe.Path, "parameters[") {
 			paramsOK = false
 		}
@@ -428,7 +430,7 @@ func describeProblem(pr QueryProblem, maxRange time.Duration, params map[string]
 func withScopeMatchers(vs *parser.VectorSelector) string {
 	var ms []string
 	for _, lm := range vs.LabelMatchers {
-		if lm.Name == plabels.MetricName && lm.Type == plabels.MatchEqual && lm.Value == vs.Name {
+		if lm.Name == model.MetricNameLabel && lm.Type == plabels.MatchEqual && lm.Value == vs.Name {
 			continue
 		}
 		ms = append(ms, lm.String())

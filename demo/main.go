@@ -254,7 +254,7 @@ func (s *screen) show(snap Snapshot) {
 		return
 	}
 	s.lastKey, s.lastPrinted = key, snap.Time
-	io.WriteString(s.out, Render(snap, s.tty))
+	_, _ = io.WriteString(s.out, Render(snap, s.tty)) // a frame that cannot be written is not worth stopping the story for
 }
 
 // frameKey is what makes a frame worth printing in a log.

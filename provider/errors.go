@@ -103,7 +103,7 @@ func safeMessage(err error) string {
 	msg := err.Error()
 	walkChain(err, func(e error) {
 		var safe string
-		switch x := e.(type) {
+		switch x := e.(type) { //nolint:errorlint // walkChain visits every error of the chain; this looks at one
 		case *url.Error:
 			safe = x.Op + " " + redactedText + ": " + safeMessageOf(x.Err)
 		case *net.OpError:
@@ -138,7 +138,7 @@ func walkChain(err error, f func(error)) {
 		return
 	}
 	f(err)
-	switch x := err.(type) {
+	switch x := err.(type) { //nolint:errorlint // unwraps one level: this is the chain walk errors.As would do
 	case interface{ Unwrap() error }:
 		walkChain(x.Unwrap(), f)
 	case interface{ Unwrap() []error }:

@@ -241,7 +241,7 @@ func TestServingErrorsHideAddresses(t *testing.T) {
 		{
 			name:    "kafka: broker addresses only in the text",
 			path:    "/apis/external.metrics.k8s.io/v1beta1/namespaces/team-a/kafka_consumer_lag?labelSelector=group%3Dteam-a.billing",
-			kafka:   fmt.Errorf("kafka: cluster %q: read offsets from broker kafka-0.kafka.svc:9092 (id 1) at 10.1.2.3:9092: %v", "main", errors.New("broken pipe")),
+			kafka:   fmt.Errorf("kafka: cluster %q: read offsets from broker kafka-0.kafka.svc:9092 (id 1) at 10.1.2.3:9092: %w", "main", errors.New("broken pipe")),
 			want:    []string{"kafka source failed", "broken pipe", `cluster \"main\"`},
 			secrets: []string{"kafka-0.kafka.svc:9092", "10.1.2.3"},
 		},

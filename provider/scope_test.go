@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	plabels "github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -85,7 +86,7 @@ func (e *echoPrometheus) Query(_ context.Context, promql string) ([]prometheus.S
 	}
 	l := map[string]string{}
 	for _, m := range parser.ExtractSelectors(expr)[0] {
-		if m.Type == plabels.MatchEqual && m.Name != plabels.MetricName {
+		if m.Type == plabels.MatchEqual && m.Name != model.MetricNameLabel {
 			l[m.Name] = m.Value
 		}
 	}
@@ -261,7 +262,7 @@ metrics:
 			for i, s := range sels {
 				var got []matcher
 				for _, m := range s {
-					if m.Name != plabels.MetricName {
+					if m.Name != model.MetricNameLabel {
 						got = append(got, matcher{m.Name, m.Type, m.Value})
 					}
 					if m.Name == "namespace" && m.Type == plabels.MatchRegexp {

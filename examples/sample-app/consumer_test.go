@@ -157,7 +157,9 @@ func TestPacerSpacesCalls(t *testing.T) {
 	}
 	t.Run("cancelled", func(t *testing.T) {
 		p := newPacer(0.001)
-		p.wait(context.Background())
+		if err := p.wait(context.Background()); err != nil {
+			t.Fatalf("first wait: %v", err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		if err := p.wait(ctx); err == nil {

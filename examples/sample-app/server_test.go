@@ -70,7 +70,7 @@ func p50(t *testing.T, ts *httptest.Server, clients, each int) time.Duration {
 					t.Errorf("GET /work: %v", err)
 					return
 				}
-				io.Copy(io.Discard, resp.Body)
+				_, _ = io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
 					t.Errorf("GET /work: status %d", resp.StatusCode)
@@ -267,7 +267,8 @@ func TestReadinessFailsWhileDrainingAndInFlightFinishes(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after draining")
 	}
-	if _, err := probe.Get(url + "/readyz"); err == nil {
+	if resp, err := probe.Get(url + "/readyz"); err == nil {
+		resp.Body.Close()
 		t.Error("the server still accepts connections after Serve returned")
 	}
 }

@@ -156,7 +156,7 @@ func validateURL(raw string) error {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return fmt.Errorf("--prometheus-url is not a URL (%v); use e.g. http://prometheus:9090", err)
+		return fmt.Errorf("--prometheus-url is not a URL (%w); use e.g. http://prometheus:9090", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("--prometheus-url must start with http:// or https://, got scheme %q", u.Scheme)

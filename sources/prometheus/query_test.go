@@ -266,8 +266,8 @@ func TestBuildQueryChecksScope(t *testing.T) {
 				t.Errorf("a query came back with the error: %s", q)
 			}
 			for _, sentinel := range []error{ErrOutOfScope, ErrInvalidSelector} {
-				if errors.Is(err, sentinel) != (sentinel == tc.wantIs) {
-					t.Errorf("errors.Is(err, %v) = %v: %v", sentinel, !(sentinel == tc.wantIs), err)
+				if want := errors.Is(tc.wantIs, sentinel); errors.Is(err, sentinel) != want {
+					t.Errorf("errors.Is(err, %v) = %v: %v", sentinel, !want, err)
 				}
 			}
 			for _, w := range tc.wantErr {
@@ -275,7 +275,7 @@ func TestBuildQueryChecksScope(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
 			}
-			tooLong := strings.Contains(err.Error(), "longer than prometheus.maxRange") && tc.wantIs == ErrInvalidSelector
+			tooLong := strings.Contains(err.Error(), "longer than prometheus.maxRange") && errors.Is(tc.wantIs, ErrInvalidSelector)
 			if errors.Is(err, ErrRangeTooLong) != tooLong {
 				t.Errorf("errors.Is(err, ErrRangeTooLong) = %v, want %v: %v", !tooLong, tooLong, err)
 			}

@@ -141,7 +141,7 @@ func startFakeAggregatedServer(t *testing.T, sc *cluster.ServingCert, frontProxy
 		}
 		proxied.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{
+		_ = json.NewEncoder(w).Encode(map[string]any{
 			"user":   r.Header.Get("X-Remote-User"),
 			"groups": r.Header.Values("X-Remote-Group"),
 		})

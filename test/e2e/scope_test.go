@@ -409,7 +409,7 @@ func commitOffsets(ctx context.Context, brokers []string, group, topic string, o
 	meta.Topics = append(meta.Topics, mt)
 	mresp, err := meta.RequestWith(ctx, cl)
 	if err != nil || len(mresp.Topics) != 1 {
-		return fmt.Errorf("metadata of %s: %v", topic, err)
+		return fmt.Errorf("metadata of %s: %w", topic, err)
 	}
 	req := kmsg.NewPtrOffsetCommitRequest()
 	req.Group, req.Generation = group, -1

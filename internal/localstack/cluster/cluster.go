@@ -118,7 +118,7 @@ func WaitFor(ctx context.Context, what string, timeout time.Duration, cond func(
 		select {
 		case <-ctx.Done():
 			if lastErr != nil {
-				return fmt.Errorf("wait for %s: %w (last error: %v)", what, ctx.Err(), lastErr)
+				return fmt.Errorf("wait for %s: %w (last error: %w)", what, ctx.Err(), lastErr)
 			}
 			return fmt.Errorf("wait for %s: %w", what, ctx.Err())
 		case <-ticker.C:

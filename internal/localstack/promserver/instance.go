@@ -91,7 +91,7 @@ func Launch(opts Options) (*Instance, error) {
 	if _, err := os.Stat(bin); err != nil {
 		path, lookErr := exec.LookPath("prometheus")
 		if lookErr != nil {
-			return nil, fmt.Errorf("prometheus is needed but %s is missing (%v); install it: apt-get install -y prometheus", bin, err)
+			return nil, fmt.Errorf("prometheus is needed but %s is missing (%w); install it: apt-get install -y prometheus", bin, err)
 		}
 		bin = path
 	}

@@ -148,11 +148,11 @@ func waitJob(ctx context.Context, client kubernetes.Interface, namespace, name s
 			case batchv1.JobComplete:
 				return true, nil
 			case batchv1.JobFailed:
-				return false, cluster.StopWaiting(fmt.Errorf("Job %s/%s failed: %s: %s; logs:\n%s",
+				return false, cluster.StopWaiting(fmt.Errorf("job %s/%s failed: %s: %s; logs:\n%s",
 					namespace, name, c.Reason, c.Message, jobLogs(ctx, client, namespace, name)))
 			}
 		}
-		return false, fmt.Errorf("Job %s/%s: %d active, %d failed", namespace, name, j.Status.Active, j.Status.Failed)
+		return false, fmt.Errorf("job %s/%s: %d active, %d failed", namespace, name, j.Status.Active, j.Status.Failed)
 	})
 }
 

@@ -112,8 +112,10 @@ type KafkaCluster struct {
 	// MetadataTTL is how long cluster metadata and partitions' log-start
 	// offsets are reused. Default 30s.
 	MetadataTTL Duration `json:"metadataTTL,omitempty"`
-	// IdleTimeout closes broker connections unused for this long. It must
-	// exceed the refresh interval so refreshes reuse connections. Default 5m.
+	// IdleTimeout closes broker connections unused for this long. Keep it
+	// above the adapter's --refresh-interval, so refreshes reuse
+	// connections (not checked: the catalog does not know the flag).
+	// Default 5m.
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 }
 

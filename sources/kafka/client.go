@@ -87,9 +87,10 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// tlsConfig loads the TLS files with prometheus/common, as the Prometheus
-// source does: the CA once, the client key pair at start and again on
-// each handshake, so a rotated certificate is used without a restart.
+// tlsConfig loads the TLS files with prometheus/common's TLS loader: the
+// CA once (kafka-go dials with one fixed *tls.Config; new roots would mean
+// verifying certificates by hand), the client key pair at start and again
+// on each handshake, so a rotated certificate is used without a restart.
 func tlsConfig(c *config.KafkaTLS) (*tls.Config, error) {
 	cfg, err := promconfig.NewTLSConfig(&promconfig.TLSConfig{
 		CAFile:             c.CAFile,

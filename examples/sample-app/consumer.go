@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +34,22 @@ type ConsumerConfig struct {
 	CommitInterval time.Duration
 	// GracePeriod bounds the final commit and leaving the group.
 	GracePeriod time.Duration
+}
+
+// addFlags registers the consumer flags; Listen and GracePeriod are the
+// server's flags.
+func (c *ConsumerConfig) addFlags(fs *flag.FlagSet) {
+	fs.Func("brokers", "Consumer and produce modes: comma-separated bootstrap brokers host:port.", func(v string) error {
+		c.Brokers = nil
+		if v != "" {
+			c.Brokers = strings.Split(v, ",")
+		}
+		return nil
+	})
+	fs.StringVar(&c.Topic, "topic", "", "Consumer and produce modes: topic to consume or produce to.")
+	fs.StringVar(&c.Group, "group", "", "Consumer mode: consumer group.")
+	fs.Float64Var(&c.Rate, "rate", 10, "Consumer mode: messages per second this replica processes at most; 0 means unlimited.")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", time.Second, "Consumer mode: how often processed offsets are committed (and always on shutdown).")
 }
 
 func (c ConsumerConfig) validate() error {

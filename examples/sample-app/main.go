@@ -30,9 +30,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -52,22 +50,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service), consumer (Kafka consumer group member), load (HTTP load generator) or produce (one burst of Kafka records).")
 
-	s := &c.server
-	fs.StringVar(&s.Listen, "listen", "127.0.0.1:8080", "Address for the HTTP server: /work, /metrics, /healthz, /readyz.")
-	fs.IntVar(&s.Workers, "workers", 4, "Requests to /work served at once; more wait in the queue, so latency grows with concurrency beyond this.")
-	fs.IntVar(&s.Queue, "queue", 1000, "Requests that may wait for a worker; beyond it /work answers 503 at once.")
-	fs.DurationVar(&s.ServiceTime, "service-time", 20*time.Millisecond, "Time a worker spends on one /work request.")
-	fs.IntVar(&s.MaxHeld, "max-held-goroutines", 100000, "Cap on goroutines held by /work?goroutines=K&hold=D at once.")
-	fs.DurationVar(&s.DrainDelay, "drain-delay", 0, "On SIGTERM, how long to keep serving with /readyz failing before refusing new connections, so endpoints stop routing here first (e.g. 5s in Kubernetes).")
-	fs.DurationVar(&s.GracePeriod, "shutdown-grace-period", 10*time.Second, "On SIGTERM, how long in-flight requests may take before they are cut off.")
-
-	k := &c.consumer
-	var brokers string
-	fs.StringVar(&brokers, "brokers", "", "Consumer and produce modes: comma-separated bootstrap brokers host:port.")
-	fs.StringVar(&k.Topic, "topic", "", "Consumer and produce modes: topic to consume or produce to.")
-	fs.StringVar(&k.Group, "group", "", "Consumer mode: consumer group.")
-	fs.Float64Var(&k.Rate, "rate", 10, "Consumer mode: messages per second this replica processes at most; 0 means unlimited.")
-	fs.DurationVar(&k.CommitInterval, "commit-interval", time.Second, "Consumer mode: how often processed offsets are committed (and always on shutdown).")
+	s, k := &c.server, &c.consumer
+	s.addFlags(fs)
+	k.addFlags(fs)
 	c.load.addFlags(fs)
 	c.produce.addFlags(fs)
 
@@ -77,10 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	// Flags several modes share are registered once, by the server and the
+	// consumer.
 	k.Listen, k.GracePeriod = s.Listen, s.GracePeriod
-	if brokers != "" {
-		k.Brokers = strings.Split(brokers, ",")
-	}
 	c.produce.Brokers, c.produce.Topic = k.Brokers, k.Topic
 	switch c.mode {
 	case "server":

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -36,6 +37,16 @@ type ServerConfig struct {
 	// GracePeriod bounds how long in-flight requests may take after the
 	// server stops accepting.
 	GracePeriod time.Duration
+}
+
+func (c *ServerConfig) addFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "Address for the HTTP server: /work, /metrics, /healthz, /readyz.")
+	fs.IntVar(&c.Workers, "workers", 4, "Requests to /work served at once; more wait in the queue, so latency grows with concurrency beyond this.")
+	fs.IntVar(&c.Queue, "queue", 1000, "Requests that may wait for a worker; beyond it /work answers 503 at once.")
+	fs.DurationVar(&c.ServiceTime, "service-time", 20*time.Millisecond, "Time a worker spends on one /work request.")
+	fs.IntVar(&c.MaxHeld, "max-held-goroutines", 100000, "Cap on goroutines held by /work?goroutines=K&hold=D at once.")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "On SIGTERM, how long to keep serving with /readyz failing before refusing new connections, so endpoints stop routing here first (e.g. 5s in Kubernetes).")
+	fs.DurationVar(&c.GracePeriod, "shutdown-grace-period", 10*time.Second, "On SIGTERM, how long in-flight requests may take before they are cut off.")
 }
 
 func (c ServerConfig) validate() error {

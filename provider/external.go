@@ -58,7 +58,7 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metr
 func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 	var infos []cmprovider.ExternalMetricInfo
 	for _, m := range p.Catalog().Metrics {
-		if slices.Contains(m.APIs, config.APIExternal) {
+		if m.Serves(config.APIExternal) {
 			infos = append(infos, cmprovider.ExternalMetricInfo{Metric: m.Name})
 		}
 	}

@@ -135,8 +135,8 @@ var invalidFixtures = []struct {
 	{
 		file: "invalid-names.yaml",
 		want: []string{
-			`line 2: metrics[0].name: "orders-per-second" is not a valid metric name; use letters, digits and underscores, not starting with a digit`,
-			`line 6: metrics[1].name: "2xx_rate" is not a valid metric name; use letters, digits and underscores, not starting with a digit`,
+			`line 2: metrics[0].name: "orders-per-second" is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit`,
+			`line 6: metrics[1].name: "2xx_rate" is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit`,
 			`line 14: metrics[3].name: duplicate name "orders", first used by metrics[2]; names must be unique (an entry named like a preset replaces the preset)`,
 		},
 	},

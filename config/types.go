@@ -149,7 +149,7 @@ type KafkaSASL struct {
 // Metric is one catalog entry.
 type Metric struct {
 	// Name is the metric name HPAs use. Required, unique, a valid
-	// Prometheus-style name ([a-zA-Z_][a-zA-Z0-9_]*).
+	// Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
 	Name string `json:"name"`
 	// Description is shown by check-config and the docs.
 	Description string `json:"description,omitempty"`

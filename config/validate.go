@@ -156,8 +156,8 @@ func (m *Metric) validate(p *problems, prom PrometheusSettings, labelsOK bool) {
 	switch {
 	case m.Name == "":
 		p.add("name", "missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second")
-	case !model.LegacyValidation.IsValidLabelName(m.Name):
-		p.add("name", "%q is not a valid metric name; use letters, digits and underscores, not starting with a digit", m.Name)
+	case !model.LegacyValidation.IsValidMetricName(m.Name):
+		p.add("name", "%q is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit", m.Name)
 	}
 	if len(m.APIs) == 0 {
 		p.add("apis", "missing; list where the entry is served: pods, object and/or external")

@@ -150,7 +150,7 @@ func TestEntries(t *testing.T) {
 			name: "histogram quantile", rule: rule(t, user, "rules[1]"), series: "http_request_duration_seconds_bucket",
 			labels: []string{"kubernetes_namespace", "kubernetes_pod_name", "le"}, wantName: "http_request_duration_seconds_p90",
 			wantAPIs: []config.API{config.APIPods, config.APIObject},
-			queries: []query{{"pods", "ns", `histogram_quantile(0.9, sum(rate(http_request_duration_seconds_bucket{kubernetes_namespace="shop"}[2m])) by (le, kubernetes_pod_name))`}},
+			queries:  []query{{"pods", "ns", `histogram_quantile(0.9, sum(rate(http_request_duration_seconds_bucket{kubernetes_namespace="shop"}[2m])) by (le, kubernetes_pod_name))`}},
 		},
 		{
 			name: "external, not namespaced", rule: rule(t, user, "externalRules[0]"), series: "queue_messages_ready",

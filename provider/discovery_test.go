@@ -81,7 +81,7 @@ externalRules:
 			`{__name__=~"^http_.*_total$",namespace!="",pod!=""}`:       {"http_requests_total", "http_errors_total"},
 			`{__name__=~"^http_.*_total$",namespace!="",service!=""}`:   {"http_requests_total"},
 			`{namespace!="",__name__="queue_depth"}`:                    {"queue_depth"},
-			queueSel: {"queue_depth", "queue_age_seconds"},
+			queueSel:                                                    {"queue_depth", "queue_age_seconds"},
 		},
 		labels: map[string][]string{httpSel: {"__name__", "instance", "namespace", "pod", "service"}},
 	}

@@ -33,6 +33,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "check-config" {
 		return checkConfig(args[1:], os.Stdout, os.Stderr)
 	}
+	if len(args) > 0 && args[0] == "import-prometheus-adapter" {
+		return importPrometheusAdapter(args[1:], os.Stdout, os.Stderr)
+	}
 	o := newOptions()
 	fs := pflag.NewFlagSet("adapter", pflag.ContinueOnError)
 	o.addFlags(fs)

@@ -3,6 +3,7 @@ package localstack
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -93,6 +94,25 @@ func EnsurePrometheusAdapter(ctx context.Context, version string, progress io.Wr
 	}
 	fmt.Fprintf(progress, "built prometheus-adapter %s in %s\n", version, time.Since(began).Round(time.Second))
 	return bin, nil
+}
+
+// PrometheusAdapterSource returns the directory of prometheus-adapter's
+// module at version in the Go module cache, downloading it from the module
+// proxy if needed, so tests can read the files it ships (its
+// docs/sample-config.yaml and deploy/manifests/config-map.yaml) without a
+// copy in this repository.
+func PrometheusAdapterSource(ctx context.Context, version string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", prometheusAdapterModule+"@"+version)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local", "GOWORK=off")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("download %s@%s: %w", prometheusAdapterModule, version, err)
+	}
+	var m struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		return "", fmt.Errorf("download %s@%s: %v %s", prometheusAdapterModule, version, err, m.Error)
+	}
+	return m.Dir, nil
 }
 
 // goCommand runs the go command in dir for the wrapper module, stopping

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -66,7 +67,7 @@ func DecodeNode(n *yaml.Node, v any, path string, offset int) (line func(path st
 	d := newDecoder()
 	d.decode(n, reflect.ValueOf(v).Elem(), path)
 	for _, e := range d.errs {
-		if fe, ok := e.(*FieldError); ok && fe.Line > 0 {
+		if fe := (*FieldError)(nil); errors.As(e, &fe) && fe.Line > 0 {
 			fe.Line += offset
 		}
 	}

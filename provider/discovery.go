@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	plabels "github.com/prometheus/prometheus/model/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/klog/v2"
@@ -218,7 +219,7 @@ func (p *pass) ask(kind, match string, call func() ([]string, error)) ([]string,
 
 func (p *pass) names(match string) ([]string, error) {
 	return p.ask("names", match, func() ([]string, error) {
-		return p.d.opts.Prometheus.LabelValues(p.ctx, plabels.MetricName, []string{match}, p.start, p.end)
+		return p.d.opts.Prometheus.LabelValues(p.ctx, model.MetricNameLabel, []string{match}, p.start, p.end)
 	})
 }
 

@@ -86,7 +86,7 @@ func Parse(data []byte) (*Config, error) {
 		return nil, &config.FieldError{Err: errors.New("the file is empty; write the prometheus-adapter configuration (rules:, externalRules:)")}
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, &config.FieldError{Line: root.Line, Err: errors.New("expected a mapping of key: value lines, such as rules: and externalRules:")}
+		return nil, &config.FieldError{Line: root.Line, Err: errors.New("expected a mapping of key: value lines, such as rules and externalRules")}
 	}
 	if kind := value(root, "kind"); kind != nil && kind.Value == "ConfigMap" {
 		return parseConfigMap(root)

@@ -154,7 +154,7 @@ func TestParseValidFixtures(t *testing.T) {
 func TestParseShapes(t *testing.T) {
 	for _, tc := range []struct{ name, file, want string }{
 		{"empty", "", "the file is empty; write the prometheus-adapter configuration (rules:, externalRules:)"},
-		{"a list", "- a\n", "line 1: expected a mapping of key: value lines, such as rules: and externalRules:"},
+		{"a list", "- a\n", "line 1: expected a mapping of key: value lines, such as rules and externalRules"},
 		{"two documents", "rules: []\n---\nrules: []\n", "line 2: more than one YAML document; give one configuration, without --- separators"},
 		{"no rules", "rules: []\n", "no rules or externalRules, so there is nothing to serve; add rules, or leave prometheus-adapter's configuration out"},
 		{"helm without rules", "rules:\n  default: false\n", "line 2: rules: no custom or external rules, so there is nothing to serve; add rules.custom or rules.external"},

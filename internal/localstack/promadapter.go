@@ -109,8 +109,11 @@ func PrometheusAdapterSource(ctx context.Context, version string) (string, error
 		return "", fmt.Errorf("download %s@%s: %w", prometheusAdapterModule, version, err)
 	}
 	var m struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
-		return "", fmt.Errorf("download %s@%s: %v %s", prometheusAdapterModule, version, err, m.Error)
+	if err := json.Unmarshal(out, &m); err != nil {
+		return "", fmt.Errorf("download %s@%s: read go mod download's answer: %w", prometheusAdapterModule, version, err)
+	}
+	if m.Dir == "" {
+		return "", fmt.Errorf("download %s@%s: %s", prometheusAdapterModule, version, m.Error)
 	}
 	return m.Dir, nil
 }

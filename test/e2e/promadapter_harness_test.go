@@ -86,7 +86,7 @@ func startAdapterProc(ctx context.Context, t testing.TB, l *cluster.Local, name,
 	})
 	err = cluster.WaitFor(ctx, name+" /readyz", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		if exited, err := proc.ExitErr(); exited {
-			return false, cluster.StopWaiting(fmt.Errorf("%s exited: %v", name, err))
+			return false, cluster.StopWaiting(fmt.Errorf("%s exited: %w", name, err))
 		}
 		code, body := a.get(ctx, "/readyz")
 		if code != http.StatusOK {

@@ -107,6 +107,32 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// as returns the adapter asked with the bearer token instead of the admin's
+// client certificate ("" for no credentials at all), as a user who
+// port-forwards to its Service and curls it would ask.
+func (a *adapterProc) as(token string) *adapterProc {
+	tr := a.client.Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig.Certificates = nil
+	var rt http.RoundTripper = tr
+	if token != "" {
+		rt = bearer{token: token, next: tr}
+	}
+	b := *a
+	b.client = &http.Client{Timeout: a.client.Timeout, Transport: rt}
+	return &b
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
 // get returns the status code and body of a GET of path.
 func (a *adapterProc) get(ctx context.Context, path string) (int, []byte) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.url+path, nil)

@@ -12,12 +12,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hpa-signals/hpa-signals/config/promadapter"
@@ -105,10 +110,34 @@ func TestPrometheusAdapterDifferential(t *testing.T) {
 			t.Errorf("prometheus-adapter with %s: %v\n%s", shipped, err, clip(string(out)))
 		}
 	})
+	// Older sample configurations spell metricsQuery as metricQuery:
+	// v0.12 refuses the file (its decoding is strict); hpa-signals reads
+	// it as metricsQuery and says so.
+	t.Run("metricQuery spelling", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "misspelled.yaml")
+		rules := "rules:\n- seriesQuery: 'http_requests_total{namespace!=\"\",pod!=\"\"}'\n  resources: {template: <<.Resource>>}\n  metricQuery: sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<.GroupBy>>)\n"
+		if err := os.WriteFile(file, []byte(rules), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := promadapter.Load(file)
+		if err != nil || len(c.Notes) != 1 || !strings.Contains(c.Notes[0].String(), "rules[0].metricQuery: read as metricsQuery") {
+			t.Errorf("hpa-signals loads %s: %v, notes %v", file, err, c)
+		}
+		out, err := exec.CommandContext(ctx, paBin, "--prometheus-url="+prom.URL(), "--config="+file, "--lister-kubeconfig="+l.Kubeconfig()).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "field metricQuery not found") {
+			t.Errorf("prometheus-adapter with %s: %v\n%s", file, err, clip(string(out)))
+		}
+	})
 	sample := filepath.Join(t.TempDir(), "sample-config.yaml")
 	if err := os.WriteFile(sample, requote(t, shipped), 0o644); err != nil {
 		t.Fatal(err)
 	}
+
+	// The README's comparison asks each adapter as the HPA controller
+	// does: with a token of its ServiceAccount (kubectl -n kube-system
+	// create token horizontal-pod-autoscaler), which the cluster's
+	// bootstrap RBAC lets read both metrics APIs.
+	token := serviceAccountToken(ctx, t, l, "kube-system", "horizontal-pod-autoscaler")
 
 	cases := []struct {
 		name     string
@@ -156,6 +185,25 @@ func TestPrometheusAdapterDifferential(t *testing.T) {
 					}
 				})
 			}
+			t.Run("as the HPA controller", func(t *testing.T) {
+				i := slices.IndexFunc(tc.requests, func(r diffRequest) bool { return r.name == "pods by label selector" })
+				if i < 0 {
+					t.Fatal("no request named \"pods by label selector\"")
+				}
+				for _, path := range []string{customAPI, externalAPI, tc.requests[i].path} {
+					for _, a := range []*adapterProc{pa, hs} {
+						if got, want := a.as(token).ask(ctx, t, path), a.ask(ctx, t, path); !got.sameAs(want) || got.code != 200 {
+							t.Errorf("%s %s with the HPA controller's token: %s %s, want %s as the admin gets", a.name, path, got, clip(got.body), want)
+						}
+					}
+				}
+				// Without credentials (what the API server's service
+				// proxy sends) neither answers.
+				p, h := pa.as("").ask(ctx, t, customAPI), hs.as("").ask(ctx, t, customAPI)
+				if p.code != 403 || h.code != 403 {
+					t.Errorf("without credentials: prometheus-adapter %s %s, hpa-signals %s %s, want 403 from both", p, clip(p.body), h, clip(h.body))
+				}
+			})
 		})
 	}
 
@@ -198,6 +246,22 @@ func TestPrometheusAdapterDifferential(t *testing.T) {
 			t.Errorf("prometheus-adapter with resourceRules only serves custom metrics: %d", code)
 		}
 	})
+}
+
+// serviceAccountToken returns a token of the ServiceAccount
+// namespace/name, creating the ServiceAccount if the cluster lacks it (no
+// controller-manager runs here to create the controllers' own).
+func serviceAccountToken(ctx context.Context, t *testing.T, l *cluster.Local, namespace, name string) string {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
+	if _, err := l.Client().CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	tr, err := l.Client().CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr.Status.Token
 }
 
 // requote returns the file with each double-quoted metricsQuery value

@@ -443,3 +443,120 @@ var userShapesRequests = []diffRequest{
 	{name: "external not namespaced, rounded", path: externalAPI + "/namespaces/shop/queue_messages_ready?labelSelector=" + q("queue=orders"),
 		pa: "200 {{queue:orders}=7001m}", hs: "200 {{queue:orders}=7002m}", readme: "values truncated to milli-units"},
 }
+
+// TestMigrationKustomization renders the kustomization of the README's
+// migration, step 1, beside a copy of manifests/ with kubectl: hpa-signals
+// without its APIServices, serving the copied prometheus-adapter rules
+// through --prometheus-adapter-config; and, with the three $patch: delete
+// patches removed as step 3 says, with its APIServices.
+func TestMigrationKustomization(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, step, _ := strings.Cut(string(readme), "1. **Install hpa-signals next to prometheus-adapter**")
+	_, block, ok := strings.Cut(step, "   ```yaml\n")
+	block, _, ok2 := strings.Cut(block, "   ```\n")
+	if !ok || !ok2 {
+		t.Fatal("the README's migration step 1 has no ```yaml block")
+	}
+	var lines []string
+	for _, l := range strings.Split(block, "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "   "))
+	}
+	kustomization := strings.Join(lines, "\n")
+
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "manifests"), os.DirFS("../../manifests")); err != nil {
+		t.Fatal(err)
+	}
+	side := filepath.Join(dir, "side")
+	rules, err := os.ReadFile("testdata/prometheus-adapter-user-shapes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(side, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(side, "config.yaml"), rules, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	render := func(k string) []map[string]any {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(side, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(cluster.KubectlPath, "kustomize", side).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl kustomize: %v\n%s\n%s", err, out, k)
+		}
+		var objs []map[string]any
+		for _, doc := range strings.Split(string(out), "\n---\n") {
+			var o map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatal(err)
+			}
+			objs = append(objs, o)
+		}
+		return objs
+	}
+	kinds := func(objs []map[string]any, kind string) []map[string]any {
+		var out []map[string]any
+		for _, o := range objs {
+			if o["kind"] == kind {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+
+	objs := render(kustomization)
+	if got := kinds(objs, "APIService"); len(got) != 0 {
+		t.Errorf("step 1 applies %d APIServices, want none", len(got))
+	}
+	var configMap string
+	for _, cm := range kinds(objs, "ConfigMap") {
+		md := cm["metadata"].(map[string]any)
+		if md["name"] == "prometheus-adapter-rules" && md["namespace"] == "hpa-signals" {
+			configMap, _ = cm["data"].(map[string]any)["config.yaml"].(string)
+		}
+	}
+	if configMap != string(rules) {
+		t.Errorf("ConfigMap hpa-signals/prometheus-adapter-rules holds %q, want the rules file", configMap)
+	}
+	deployments := kinds(objs, "Deployment")
+	if len(deployments) != 1 {
+		t.Fatalf("%d Deployments, want 1", len(deployments))
+	}
+	pod := deployments[0]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	container := pod["containers"].([]any)[0].(map[string]any)
+	if args := fmt.Sprint(container["args"]); !strings.Contains(args, "--prometheus-adapter-config=/etc/prometheus-adapter/config.yaml") {
+		t.Errorf("the adapter's args lack --prometheus-adapter-config: %s", args)
+	}
+	if m := fmt.Sprint(container["volumeMounts"]); !strings.Contains(m, "mountPath:/etc/prometheus-adapter name:prometheus-adapter-rules") {
+		t.Errorf("the rules are not mounted at /etc/prometheus-adapter: %s", m)
+	}
+	if v := fmt.Sprint(pod["volumes"]); !strings.Contains(v, "configMap:map[name:prometheus-adapter-rules]") {
+		t.Errorf("no volume of the ConfigMap prometheus-adapter-rules: %s", v)
+	}
+
+	// Step 3: without the $patch: delete patches.
+	var k map[string]any
+	if err := yaml.Unmarshal([]byte(kustomization), &k); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, p := range k["patches"].([]any) {
+		if !strings.Contains(fmt.Sprint(p.(map[string]any)["patch"]), "$patch: delete") {
+			kept = append(kept, p)
+		}
+	}
+	k["patches"] = kept
+	b, err := yaml.Marshal(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kinds(render(string(b)), "APIService"); len(got) != 3 {
+		t.Errorf("step 3 applies %d APIServices, want 3", len(got))
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -53,6 +54,30 @@ type decoder struct {
 }
 
 func newDecoder() *decoder { return &decoder{lines: map[string]int{}} }
+
+// DecodeNode fills v, a pointer to a struct, from the YAML node n the way
+// Parse decodes a catalog: strictly, with v's json tags as key names.
+// Unknown and duplicate keys and values of the wrong kind are *FieldErrors
+// whose paths start with path (e.g. "rules[2].name") and whose lines are
+// n's plus offset, for a document embedded in another file. line returns
+// the line (with offset) of a decoded path, or of its closest decoded
+// parent, for problems found after decoding. Other file formats that are
+// config's concern, such as prometheus-adapter's, use it.
+func DecodeNode(n *yaml.Node, v any, path string, offset int) (line func(path string) int, errs []error) {
+	d := newDecoder()
+	d.decode(n, reflect.ValueOf(v).Elem(), path)
+	for _, e := range d.errs {
+		if fe := (*FieldError)(nil); errors.As(e, &fe) && fe.Line > 0 {
+			fe.Line += offset
+		}
+	}
+	return func(p string) int {
+		if l := d.line(p); l > 0 {
+			return l + offset
+		}
+		return 0
+	}, d.errs
+}
 
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.errs = append(d.errs, &FieldError{Line: n.Line, Path: path, Err: fmt.Errorf(format, args...)})

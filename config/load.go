@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -75,8 +76,46 @@ func compiledPresets() []Metric {
 		if errs := ps[i].compile(); len(errs) > 0 {
 			panic(fmt.Sprintf("preset %s does not compile: %v", ps[i].Name, errors.Join(errs...)))
 		}
+		ps[i].preset = true
 	}
 	return ps
+}
+
+// With returns a new catalog with c's entries and extra, for entries that
+// are not written in the file, such as those a prometheus-adapter rule
+// yields for the series Prometheus holds. Each extra entry is validated
+// like an entry of the file, with c's prometheus settings. An entry named
+// like a preset replaces it; one named like an entry of the file, or like
+// an earlier extra entry, is left out, since the file decides. The error
+// lists every entry left out and why (errors.Join of *FieldError, whose
+// Path is the entry's name). c is not changed.
+func (c *Catalog) With(extra []Metric) (*Catalog, error) {
+	out := *c
+	out.Metrics = slices.Clone(c.Metrics)
+	out.index()
+	var errs []error
+	for _, m := range extra {
+		m.preset = false
+		mp := &problems{}
+		m.validate(mp, c.Prometheus, true)
+		if len(mp.errs) > 0 {
+			for _, e := range mp.errs {
+				errs = append(errs, &FieldError{Path: m.Name + "." + e.Path, Err: e.Err})
+			}
+			continue
+		}
+		i, taken := out.byName[m.Name]
+		switch {
+		case !taken:
+			out.byName[m.Name] = len(out.Metrics)
+			out.Metrics = append(out.Metrics, m)
+		case out.Metrics[i].preset:
+			out.Metrics[i] = m
+		default:
+			errs = append(errs, &FieldError{Path: m.Name, Err: errors.New("the catalog already has an entry of this name, which is served instead; rename one of them")})
+		}
+	}
+	return &out, errors.Join(errs...)
 }
 
 // merge returns base with each entry of over replacing the base entry of

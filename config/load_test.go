@@ -135,8 +135,8 @@ var invalidFixtures = []struct {
 	{
 		file: "invalid-names.yaml",
 		want: []string{
-			`line 2: metrics[0].name: "orders-per-second" is not a valid metric name; use letters, digits and underscores, not starting with a digit`,
-			`line 6: metrics[1].name: "2xx_rate" is not a valid metric name; use letters, digits and underscores, not starting with a digit`,
+			`line 2: metrics[0].name: "orders-per-second" is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit`,
+			`line 6: metrics[1].name: "2xx_rate" is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit`,
 			`line 14: metrics[3].name: duplicate name "orders", first used by metrics[2]; names must be unique (an entry named like a preset replaces the preset)`,
 		},
 	},
@@ -189,6 +189,15 @@ var invalidFixtures = []struct {
 		},
 	},
 	{
+		file: "invalid-series-labels.yaml",
+		want: []string{
+			`line 5: metrics[0].query: uses .Series, but the entry sets no series; set series: to the Prometheus metric name the query reads, or write the name in the query`,
+			`line 9: metrics[1].series: "http-requests-total" is not a valid Prometheus metric name; use letters, digits, underscores and colons, not starting with a digit`,
+			`line 14: metrics[2].labels.namespace: "kubernetes.namespace" is not a valid Prometheus label name; use letters, digits and underscores, not starting with a digit, or remove it to use prometheus.labels`,
+			`line 19: metrics[3].query: does not render: template: values_of_the_pod:1:70: executing "values_of_the_pod" at <.LabelValuesByName.pod>: map has no entry for key "pod"; use only .LabelMatchers, .GroupBy, .GroupByWith "label", .GroupBySlice, .LabelValuesByName, .Series and .Params.<name>`,
+		},
+	},
+	{
 		file: "invalid-shapes.yaml",
 		want: []string{
 			`line 1: presets: expected true or false, got "no"`,
@@ -203,7 +212,7 @@ var invalidFixtures = []struct {
 		want: []string{
 			`line 5: metrics[0].query: template does not parse: template: unparsable:1: bad character U+003E '>'; write the query as a Go template with << >> delimiters, e.g. sum by (<<.GroupBy>>) (rate(x_total{<<.LabelMatchers>>}[<<.Params.window>>]))`,
 			`line 9: metrics[1].query: uses .Params.window, which is not declared; declare it under parameters (name, pattern, default) or remove it from the query`,
-			`line 13: metrics[2].query: does not render: template: unknown_field:1:8: executing "unknown_field" at <.Labels>: can't evaluate field Labels in type config.templateData; use only .LabelMatchers, .GroupBy, .GroupByWith "label" and .Params.<name>`,
+			`line 13: metrics[2].query: does not render: template: unknown_field:1:8: executing "unknown_field" at <.Labels>: can't evaluate field Labels in type config.templateData; use only .LabelMatchers, .GroupBy, .GroupByWith "label", .GroupBySlice, .LabelValuesByName, .Series and .Params.<name>`,
 			`line 17: metrics[3].query: renders invalid PromQL when .GroupBy is "" and .LabelMatchers is namespace="<namespace>": 1:33: parse error: unexpected "," in grouping opts, expected label; the query was: histogram_quantile(0.9, sum by (, le) (rate(x_bucket{namespace="<namespace>"}[5m]))); make the template valid with and without grouping and matchers (write by (<<.GroupByWith "le">>), not by (<<.GroupBy>>, le))`,
 			`line 21: metrics[4].query: renders a range vector, not an instant vector: x{namespace="<namespace>"}[5m]; wrap range selectors in a function such as rate(...)`,
 		},
@@ -213,7 +222,7 @@ var invalidFixtures = []struct {
 		want: []string{
 			`line 4: prometheus.labels.container: unknown key; known keys are namespace, pod`,
 			`line 9: kafka.clusters[0].clientId: unknown key; did you mean "clientID"? (keys are case-sensitive)`,
-			`line 15: metrics[0].parameter: unknown key; known keys are apis, callerNamespaces, description, externalNamespaces, kafka, name, namespaced, parameters, query, resources, selectorLabels, source`,
+			`line 15: metrics[0].parameter: unknown key; known keys are apis, callerNamespaces, description, externalNamespaces, kafka, labels, name, namespaced, parameters, query, resources, selectorLabels, series, source`,
 		},
 	},
 	{
@@ -514,4 +523,78 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestWith checks how entries added to a catalog after loading (those a
+// prometheus-adapter rule yields) rank: the file's entries first, then the
+// added ones, then presets, which they replace.
+func TestWith(t *testing.T) {
+	c, err := Parse([]byte(`
+metrics:
+  - {name: orders, apis: [external], source: prometheus, query: "sum(orders{<<.LabelMatchers>>})"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(name, series string) Metric {
+		return Metric{Name: name, APIs: []API{APIPods}, Source: SourcePrometheus, Series: series,
+			Query: "sum by (<<.GroupBy>>) (rate(<<.Series>>{<<.LabelMatchers>>}[2m]))"}
+	}
+	got, err := c.With([]Metric{
+		entry("http_requests_per_second", "http_requests_total"), // replaces the preset
+		entry("orders", "orders_total"),                          // the file's entry stays
+		entry("jobs_per_second", "jobs_total"),                   // added
+		entry("jobs_per_second", "jobs_v2_total"),                // the first of a name stays
+		entry("broken", "bad-name"),                              // invalid: left out
+	})
+	wantErr := []string{
+		`orders: the catalog already has an entry of this name, which is served instead; rename one of them`,
+		`jobs_per_second: the catalog already has an entry of this name, which is served instead; rename one of them`,
+		`broken.series: "bad-name" is not a valid Prometheus metric name; use letters, digits, underscores and colons, not starting with a digit`,
+	}
+	if err == nil || err.Error() != strings.Join(wantErr, "\n") {
+		t.Errorf("With error:\n%v\nwant:\n%s", err, strings.Join(wantErr, "\n"))
+	}
+	if want := append(names(c), "jobs_per_second"); !slices.Equal(names(got), want) {
+		t.Errorf("metrics %v, want %v", names(got), want)
+	}
+	for name, series := range map[string]string{"http_requests_per_second": "http_requests_total", "orders": "", "jobs_per_second": "jobs_total"} {
+		if m := got.Lookup(name); m == nil || m.Series != series {
+			t.Errorf("Lookup(%q) = %+v, want the entry with series %q", name, m, series)
+		}
+	}
+	q, err := got.Lookup("jobs_per_second").RenderQuery(QueryData{LabelMatchers: `namespace="a"`, GroupBy: []string{"pod"}})
+	if want := `sum by (pod) (rate(jobs_total{namespace="a"}[2m]))`; err != nil || q != want {
+		t.Errorf("added entry renders %q, %v; want %q", q, err, want)
+	}
+	if c.Lookup("jobs_per_second") != nil || c.Lookup("http_requests_per_second").Series != "" {
+		t.Error("With changed the catalog it was called on")
+	}
+	// A preset replaced by the file is the file's entry: With keeps it.
+	c2, err := Parse([]byte(`
+metrics:
+  - {name: go_goroutines, apis: [external], source: prometheus, query: "max(go_goroutines{<<.LabelMatchers>>})"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got2, err := c2.With([]Metric{entry("go_goroutines", "go_goroutines")})
+	if err == nil || got2.Lookup("go_goroutines").Series != "" {
+		t.Errorf("With replaced an entry the file wrote (error %v)", err)
+	}
+}
+
+// TestReadmeFileFormat parses the catalog of the README's file format
+// section, so the documented keys are the ones the decoder knows.
+func TestReadmeFileFormat(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n### File format\n")
+	_, block, _ := strings.Cut(section, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	if _, err := Parse([]byte(block)); err != nil {
+		t.Errorf("the README's file format example does not load:\n%v", err)
+	}
 }

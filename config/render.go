@@ -36,20 +36,29 @@ type QueryData struct {
 	// Missing ones take their default; each value must match its
 	// parameter's pattern; names that are not parameters are errors.
 	Params map[string]string
+	// LabelValues are .LabelValuesByName: for each label with an equality
+	// or set matcher in LabelMatchers, its values as a regular expression
+	// of alternatives ("a|b"), already escaped for a PromQL string. Nil
+	// means none.
+	LabelValues map[string]string
 }
 
-// templateData is what a query template sees; see Metric.Query.
+// templateData is what a query template sees; see Metric.Query. The
+// field names are those of prometheus-adapter's metricsQuery templates, so
+// its rules render unchanged.
 type templateData struct {
-	LabelMatchers string
-	GroupBy       string
-	Params        map[string]string
-	groupBy       []string
+	LabelMatchers     string
+	GroupBy           string
+	GroupBySlice      []string
+	LabelValuesByName map[string]string
+	Series            string
+	Params            map[string]string
 }
 
 // GroupByWith returns the GroupBy labels followed by extra, comma-separated,
 // so `sum by (<<.GroupByWith "le">>)` renders `by (pod, le)` or `by (le)`.
 func (d templateData) GroupByWith(extra ...string) string {
-	return strings.Join(slices.Concat(d.groupBy, extra), ", ")
+	return strings.Join(slices.Concat(d.GroupBySlice, extra), ", ")
 }
 
 // compile parses the query template and anchors the parameter patterns,
@@ -115,19 +124,25 @@ func (m *Metric) RenderQuery(d QueryData) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("render query of %q: %w", m.Name, err)
 	}
-	q, err := execute(tmpl, newTemplateData(d.LabelMatchers, d.GroupBy, params))
+	q, err := execute(tmpl, m.templateData(d, params))
 	if err != nil {
 		return "", fmt.Errorf("render query of %q: %w", m.Name, err)
 	}
 	return q, nil
 }
 
-func newTemplateData(matchers string, groupBy []string, params map[string]string) templateData {
+func (m *Metric) templateData(d QueryData, params map[string]string) templateData {
+	values := d.LabelValues
+	if values == nil {
+		values = map[string]string{}
+	}
 	return templateData{
-		LabelMatchers: matchers,
-		GroupBy:       strings.Join(groupBy, ", "),
-		Params:        params,
-		groupBy:       groupBy,
+		LabelMatchers:     d.LabelMatchers,
+		GroupBy:           strings.Join(d.GroupBy, ", "),
+		GroupBySlice:      slices.Clone(d.GroupBy),
+		LabelValuesByName: values,
+		Series:            m.Series,
+		Params:            params,
 	}
 }
 
@@ -188,6 +203,24 @@ func (m *Metric) Serves(api API) bool { return slices.Contains(m.APIs, api) }
 // paramRefs returns the names used as .Params.<name> in t, in order.
 func paramRefs(t *template.Template) []string {
 	var out []string
+	for _, ident := range fieldRefs(t) {
+		if len(ident) >= 2 && ident[0] == "Params" && !slices.Contains(out, ident[1]) {
+			out = append(out, ident[1])
+		}
+	}
+	return out
+}
+
+// usesField reports whether t refers to the top-level field name, e.g.
+// "Series" for <<.Series>>.
+func usesField(t *template.Template, name string) bool {
+	return slices.ContainsFunc(fieldRefs(t), func(ident []string) bool { return ident[0] == name })
+}
+
+// fieldRefs returns the field chains t refers to, e.g. [Params window] for
+// .Params.window, in order.
+func fieldRefs(t *template.Template) [][]string {
+	var out [][]string
 	var walk func(n parse.Node)
 	walk = func(n parse.Node) {
 		switch n := n.(type) {
@@ -210,9 +243,7 @@ func paramRefs(t *template.Template) []string {
 				walk(a)
 			}
 		case *parse.FieldNode:
-			if len(n.Ident) >= 2 && n.Ident[0] == "Params" && !slices.Contains(out, n.Ident[1]) {
-				out = append(out, n.Ident[1])
-			}
+			out = append(out, n.Ident)
 		case *parse.IfNode:
 			walk(n.Pipe)
 			walk(n.List)

@@ -216,3 +216,48 @@ func TestSelectorKeys(t *testing.T) {
 		t.Error("Serves")
 	}
 }
+
+// TestRenderPrometheusAdapterFields renders the fields prometheus-adapter's
+// metricsQuery templates use, so its rules render unchanged.
+func TestRenderPrometheusAdapterFields(t *testing.T) {
+	c, err := Parse([]byte(`
+presets: false
+metrics:
+  - name: requests_per_second
+    apis: [pods, external]
+    source: prometheus
+    series: http_requests_total
+    query: sum(rate(<<.Series>>{<<.LabelMatchers>>}[2m])) by (<<range $i, $l := .GroupBySlice>><<if $i>>,<<end>><<$l>><<end>>)
+  - name: by_values
+    apis: [external]
+    source: prometheus
+    series: queue_depth
+    query: sum(<<.Series>>{<<.LabelMatchers>>,queue=~"<<index .LabelValuesByName "queue">>"})
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		metric string
+		d      QueryData
+		want   string
+	}{
+		{"requests_per_second", QueryData{LabelMatchers: `namespace="shop"`, GroupBy: []string{"pod"}},
+			`sum(rate(http_requests_total{namespace="shop"}[2m])) by (pod)`},
+		{"requests_per_second", QueryData{LabelMatchers: `namespace="shop"`, GroupBy: []string{"pod", "le"}},
+			`sum(rate(http_requests_total{namespace="shop"}[2m])) by (pod,le)`},
+		{"by_values", QueryData{LabelMatchers: `namespace="shop",queue="a"`, LabelValues: map[string]string{"namespace": "shop", "queue": `a|b\\.c`}},
+			`sum(queue_depth{namespace="shop",queue="a",queue=~"a|b\\.c"})`},
+		{"by_values", QueryData{LabelMatchers: `namespace="shop"`, LabelValues: map[string]string{"namespace": "shop"}},
+			`sum(queue_depth{namespace="shop",queue=~""})`},
+	}
+	for _, tc := range tests {
+		q, err := c.Lookup(tc.metric).RenderQuery(tc.d)
+		if err != nil || q != tc.want {
+			t.Errorf("%s with %+v renders %q, %v; want %q", tc.metric, tc.d, q, err, tc.want)
+		}
+		if _, err := promqlParser.ParseExpr(q); err != nil {
+			t.Errorf("%s renders invalid PromQL %q: %v", tc.metric, q, err)
+		}
+	}
+}

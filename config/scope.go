@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,6 +19,18 @@ const AllNamespaces = "*"
 // IsNamespaced reports whether m's data belongs to namespaces, so that a
 // request reads only its own namespace's share (see Metric.Namespaced).
 func (m *Metric) IsNamespaced() bool { return m.Namespaced == nil || *m.Namespaced }
+
+// LabelsFor returns the Prometheus labels that hold the namespace and pod
+// of m's series: m's own labels where it sets them, else the catalog's.
+func (c *Catalog) LabelsFor(m *Metric) PrometheusLabels { return m.labelsIn(c.Prometheus.Labels) }
+
+func (m *Metric) labelsIn(l PrometheusLabels) PrometheusLabels {
+	if m.Labels != nil {
+		l.Namespace = cmp.Or(m.Labels.Namespace, l.Namespace)
+		l.Pod = cmp.Or(m.Labels.Pod, l.Pod)
+	}
+	return l
+}
 
 // AllowsCaller reports whether a request made in namespace may read m at
 // all: always for a namespaced entry, and for a namespaced: false entry only

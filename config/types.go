@@ -149,7 +149,7 @@ type KafkaSASL struct {
 // Metric is one catalog entry.
 type Metric struct {
 	// Name is the metric name HPAs use. Required, unique, a valid
-	// Prometheus-style name ([a-zA-Z_][a-zA-Z0-9_]*).
+	// Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
 	Name string `json:"name"`
 	// Description is shown by check-config and the docs.
 	Description string `json:"description,omitempty"`
@@ -163,9 +163,20 @@ type Metric struct {
 	// possibly empty), .GroupBy (comma-separated label names, possibly
 	// empty), .GroupByWith "le" (the GroupBy labels followed by the given
 	// ones, comma-separated and never with a dangling comma, for `by (...)`
-	// clauses that add labels) and .Params.<name> for each declared
-	// parameter. See RenderQuery.
+	// clauses that add labels), .Params.<name> for each declared
+	// parameter, .Series (the Series field), .GroupBySlice (GroupBy as a
+	// list) and .LabelValuesByName (the value of each equality matcher by
+	// label). See RenderQuery.
 	Query string `json:"query,omitempty"`
+	// Series is the Prometheus metric name the query reads, written into
+	// the template as <<.Series>>, so that one query written for a family
+	// of series (a prometheus-adapter rule's metricsQuery) serves each of
+	// them. Empty: the template must not use .Series.
+	Series string `json:"series,omitempty"`
+	// Labels overrides prometheus.labels for this entry, for series whose
+	// namespace and pod are held by other labels than most (e.g.
+	// kubernetes_namespace). A field left empty keeps the catalog's.
+	Labels *PrometheusLabels `json:"labels,omitempty"`
 	// Resources maps a Kubernetes resource ("services",
 	// "deployments.apps") to the Prometheus label holding the object's
 	// name, for the object API. Namespaces and pods always map to the
@@ -206,6 +217,9 @@ type Metric struct {
 	// RenderQuery then compiles on each call.
 	tmpl     *template.Template
 	patterns []*regexp.Regexp
+	// preset marks a built-in entry the file did not replace: an entry
+	// added with Catalog.With may replace it.
+	preset bool
 }
 
 // Parameter is a named template parameter passed as an HPA selector key.

@@ -156,8 +156,8 @@ func (m *Metric) validate(p *problems, prom PrometheusSettings, labelsOK bool) {
 	switch {
 	case m.Name == "":
 		p.add("name", "missing; every entry needs the metric name HPAs use, e.g. name: orders_per_second")
-	case !model.LegacyValidation.IsValidLabelName(m.Name):
-		p.add("name", "%q is not a valid metric name; use letters, digits and underscores, not starting with a digit", m.Name)
+	case !model.LegacyValidation.IsValidMetricName(m.Name):
+		p.add("name", "%q is not a valid metric name; use letters, digits, underscores and colons, not starting with a digit", m.Name)
 	}
 	if len(m.APIs) == 0 {
 		p.add("apis", "missing; list where the entry is served: pods, object and/or external")
@@ -300,6 +300,18 @@ func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labels
 		}
 	}
 	m.validateResources(p)
+	if m.Series != "" && !model.LegacyValidation.IsValidMetricName(m.Series) {
+		p.add("series", "%q is not a valid Prometheus metric name; use letters, digits, underscores and colons, not starting with a digit", m.Series)
+		paramsOK = false
+	}
+	if l := m.Labels; l != nil {
+		for _, f := range []struct{ name, value string }{{"labels.namespace", l.Namespace}, {"labels.pod", l.Pod}} {
+			if f.value != "" && !model.LegacyValidation.IsValidLabelName(f.value) {
+				p.add(f.name, "%q is not a valid Prometheus label name; use letters, digits and underscores, not starting with a digit, or remove it to use prometheus.labels", f.value)
+				labelsOK = false
+			}
+		}
+	}
 	if m.Query == "" {
 		p.add("query", "missing; a prometheus entry needs a PromQL template, e.g. sum by (<<.GroupBy>>) (rate(orders_total{<<.LabelMatchers>>}[2m]))")
 		return
@@ -313,7 +325,12 @@ func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labels
 			paramsOK = false
 		}
 	}
+	if m.Series == "" && usesField(m.tmpl, "Series") {
+		p.add("query", "uses .Series, but the entry sets no series; set series: to the Prometheus metric name the query reads, or write the name in the query")
+		paramsOK = false
+	}
 	if paramsOK && labelsOK {
+		prom.Labels = m.labelsIn(prom.Labels)
 		m.validateRendered(p, prom)
 	}
 }
@@ -364,15 +381,20 @@ func (m *Metric) validateRendered(p *problems, prom PrometheusSettings) {
 		required = []*plabels.Matcher{scope}
 	}
 	reported := map[string]bool{}
-	for _, d := range []QueryData{
-		{LabelMatchers: scope.String(), GroupBy: []string{labels.Pod}},
-		{LabelMatchers: scope.String()},
-		{GroupBy: []string{labels.Pod}},
-		{},
-	} {
-		q, err := execute(m.tmpl, newTemplateData(d.LabelMatchers, d.GroupBy, params))
+	values := map[string]string{labels.Namespace: scopeSentinel}
+	shapes := []QueryData{
+		{LabelMatchers: scope.String(), GroupBy: []string{labels.Pod}, LabelValues: values},
+		{LabelMatchers: scope.String(), LabelValues: values},
+	}
+	if !m.IsNamespaced() {
+		// Only a query without a namespace matcher can render without
+		// matchers: `x{<<.LabelMatchers>>,job="a"}` is fine otherwise.
+		shapes = append(shapes, QueryData{GroupBy: []string{labels.Pod}}, QueryData{})
+	}
+	for _, d := range shapes {
+		q, err := execute(m.tmpl, m.templateData(d, params))
 		if err != nil {
-			p.add("query", "does not render: %w; use only .LabelMatchers, .GroupBy, .GroupByWith \"label\" and .Params.<name>", err)
+			p.add("query", "does not render: %w; use only .LabelMatchers, .GroupBy, .GroupByWith \"label\", .GroupBySlice, .LabelValuesByName, .Series and .Params.<name>", err)
 			return
 		}
 		expr, err := promqlParser.ParseExpr(q)

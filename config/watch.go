@@ -25,15 +25,31 @@ const (
 )
 
 // Watcher holds the current catalog and replaces it when the file changes.
-// Current is safe for concurrent use; Run is called once.
+type Watcher = FileWatcher[Catalog]
+
+// FileWatcher holds the value parsed from a file and replaces it when the
+// file changes: the catalog (Watcher), or another configuration file the
+// adapter reloads alike. Current is safe for concurrent use; Run is called
+// once.
 //
-// Everything in the file reloads but kafka.clusters: the Kafka clients are
-// made once at start, so a reloaded catalog keeps the clusters of the one
-// the adapter started with, and a changed kafka.clusters section is logged
-// as needing a restart.
-type Watcher struct {
+// A reloaded catalog keeps kafka.clusters of the one the adapter started
+// with: the Kafka clients are made once at start, so a changed
+// kafka.clusters section is logged as needing a restart and the rest of the
+// file applies.
+type FileWatcher[T any] struct {
+	// OnChange, if not nil, is called from Run with each value Run
+	// applies, after Current returns it. Set it before calling Run.
+	OnChange func(*T)
+
+	// what names the file in logs, e.g. "catalog"; parse reads it.
+	what  string
+	parse func([]byte) (*T, error)
+	// carry, if not nil, copies into a parsed value what must not change
+	// while the adapter runs (the catalog's kafka.clusters).
+	carry func(running, next *T)
+
 	path    string
-	current atomic.Pointer[Catalog]
+	current atomic.Pointer[T]
 	// last is the content of the file as last read by reload, applied or
 	// not, so unchanged content is neither parsed nor logged again. Only
 	// Run touches it after NewWatcher.
@@ -47,7 +63,7 @@ type Watcher struct {
 	// Run applies, after Current returns it; reloaded after each parse Run
 	// attempts, with its error; armed after a file event has (re)armed the
 	// debounce timer, so a fake clock can be stepped past it.
-	applied  func(*Catalog)
+	applied  func(*T)
 	reloaded func(error)
 	armed    func()
 }
@@ -56,27 +72,46 @@ type Watcher struct {
 // it. An empty path serves Default and never changes. An invalid file is an
 // error here; later, Run keeps the previous catalog instead.
 func NewWatcher(path string) (*Watcher, error) {
-	w := &Watcher{path: path, delay: reloadDelay, resync: resyncPeriod, clock: clock.RealClock{}}
 	if path == "" {
-		w.current.Store(Default())
-		return w, nil
+		return Fixed(Default()), nil
 	}
+	w, err := WatchFile("catalog", path, Parse)
+	if err != nil {
+		return nil, err
+	}
+	w.carry = keepKafkaClusters(path)
+	return w, nil
+}
+
+// Fixed returns a watcher that serves v and never changes, for a value
+// that comes from no file.
+func Fixed[T any](v *T) *FileWatcher[T] {
+	w := &FileWatcher[T]{}
+	w.current.Store(v)
+	return w
+}
+
+// WatchFile reads the file at path with parse and returns a FileWatcher
+// serving the result; what names the file in errors and logs. An invalid
+// file is an error here; later, Run keeps the previous value instead.
+func WatchFile[T any](what, path string, parse func([]byte) (*T, error)) (*FileWatcher[T], error) {
+	w := &FileWatcher[T]{what: what, parse: parse, path: path, delay: reloadDelay, resync: resyncPeriod, clock: clock.RealClock{}}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read catalog: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
-	c, err := Parse(data)
+	v, err := parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	w.last = data
-	w.current.Store(c)
+	w.current.Store(v)
 	return w, nil
 }
 
-// Current returns the catalog in effect. It never returns nil for a Watcher
-// made by NewWatcher.
-func (w *Watcher) Current() *Catalog { return w.current.Load() }
+// Current returns the value in effect. It never returns nil for a watcher
+// made by NewWatcher or WatchFile.
+func (w *FileWatcher[T]) Current() *T { return w.current.Load() }
 
 // Run watches the file's directory (a ConfigMap volume replaces the file by
 // swapping the ..data symlink, which a watch on the file itself misses) and
@@ -84,7 +119,7 @@ func (w *Watcher) Current() *Catalog { return w.current.Load() }
 // not parse or validate is logged and the previous catalog kept; so is an
 // empty file, which is what a writer leaves between truncating and writing
 // (write "{}" for a catalog of presets only).
-func (w *Watcher) Run(ctx context.Context) {
+func (w *FileWatcher[T]) Run(ctx context.Context) {
 	if w.path == "" {
 		<-ctx.Done()
 		return
@@ -98,7 +133,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 	}
 	if err != nil {
-		klog.ErrorS(err, "Cannot watch the catalog file; re-reading it periodically instead", "path", w.path, "period", w.resync)
+		klog.ErrorS(err, "Cannot watch the "+w.what+" file; re-reading it periodically instead", "path", w.path, "period", w.resync)
 	} else {
 		defer fw.Close()
 		events, errs = fw.Events, fw.Errors
@@ -108,7 +143,7 @@ func (w *Watcher) Run(ctx context.Context) {
 
 // loop reloads the file once a burst of events has been quiet for the
 // delay, and every resync period, until ctx is done.
-func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) {
+func (w *FileWatcher[T]) loop(ctx context.Context, events <-chan fsnotify.Event, errs <-chan error) {
 	// The file may have changed between NewWatcher and the watch.
 	w.reload()
 	debounce := w.clock.NewTimer(w.delay)
@@ -144,7 +179,7 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 				errs = nil
 				continue
 			}
-			klog.ErrorS(err, "Watching the catalog file", "path", w.path)
+			klog.ErrorS(err, "Watching the "+w.what+" file", "path", w.path)
 		case <-debounce.C():
 			w.reload()
 		case <-resync.C():
@@ -154,39 +189,52 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 }
 
 // reload reads and applies the file if its content changed.
-func (w *Watcher) reload() {
+func (w *FileWatcher[T]) reload() {
 	data, err := os.ReadFile(w.path)
 	if err != nil {
-		klog.ErrorS(err, "Cannot read the catalog file; keeping the previous catalog", "path", w.path)
+		klog.ErrorS(err, "Cannot read the "+w.what+" file; keeping the previous version", "path", w.path)
 		return
 	}
 	if len(data) == 0 {
 		// Most likely a writer that truncated the file and has not written
 		// it yet; an intentionally empty catalog is written as {}.
-		klog.V(2).InfoS("Catalog file is empty; waiting for it to be written", "path", w.path)
+		klog.V(2).InfoS("The "+w.what+" file is empty; waiting for it to be written", "path", w.path)
 		return
 	}
 	if bytes.Equal(data, w.last) {
 		return
 	}
 	w.last = data
-	c, err := Parse(data)
+	v, err := w.parse(data)
 	if w.reloaded != nil {
 		defer w.reloaded(err)
 	}
 	if err != nil {
-		klog.ErrorS(err, "Catalog file is invalid; keeping the previous catalog", "path", w.path)
+		klog.ErrorS(err, "The "+w.what+" file is invalid; keeping the previous version", "path", w.path)
 		return
 	}
-	if running := w.current.Load().Kafka.Clusters; !reflect.DeepEqual(c.Kafka.Clusters, running) {
-		klog.InfoS("The catalog file changes kafka.clusters, which is read at start only; restart the adapter to apply it. Until then the adapter keeps its Kafka clusters and applies the rest of the file",
-			"path", w.path, "running", clusterNames(running), "inFile", clusterNames(c.Kafka.Clusters))
-		c.Kafka.Clusters = running
+	if w.carry != nil {
+		w.carry(w.current.Load(), v)
 	}
-	w.current.Store(c)
-	klog.InfoS("Reloaded the catalog", "path", w.path, "metrics", len(c.Metrics), "kafkaClusters", len(c.Kafka.Clusters))
+	w.current.Store(v)
+	klog.InfoS("Reloaded the "+w.what, "path", w.path)
 	if w.applied != nil {
-		w.applied(c)
+		w.applied(v)
+	}
+	if w.OnChange != nil {
+		w.OnChange(v)
+	}
+}
+
+// keepKafkaClusters returns the catalog watcher's carry: the running
+// kafka.clusters replace the file's, with a log line when they differ.
+func keepKafkaClusters(path string) func(running, next *Catalog) {
+	return func(running, next *Catalog) {
+		if !reflect.DeepEqual(next.Kafka.Clusters, running.Kafka.Clusters) {
+			klog.InfoS("The catalog file changes kafka.clusters, which is read at start only; restart the adapter to apply it. Until then the adapter keeps its Kafka clusters and applies the rest of the file",
+				"path", path, "running", clusterNames(running.Kafka.Clusters), "inFile", clusterNames(next.Kafka.Clusters))
+			next.Kafka.Clusters = running.Kafka.Clusters
+		}
 	}
 }
 

@@ -34,10 +34,13 @@ const (
 	// LimitMaxRange: a query range exceeded the catalog's
 	// prometheus.maxRange.
 	LimitMaxRange = "max_range"
+	// LimitDiscoveredMetrics: a discovery pass found more metric names
+	// than --max-discovered-metrics, counted once per pass.
+	LimitDiscoveredMetrics = "discovered_metrics"
 )
 
 var limits = []string{LimitCacheKeys, LimitCacheKeysPerNamespace, LimitConcurrentFetches, LimitRefreshesPerInterval,
-	LimitSelectorLength, LimitSelectorValues, LimitMaxRange}
+	LimitSelectorLength, LimitSelectorValues, LimitMaxRange, LimitDiscoveredMetrics}
 
 // unknownMetric is the metric label of requests for a name the catalog
 // does not have, so what callers type cannot grow the label set.
@@ -61,6 +64,9 @@ type Metrics struct {
 	cacheValueAge  prometheus.Histogram
 
 	limitHits *prometheus.CounterVec
+
+	discoveryRuns     *prometheus.CounterVec
+	discoveredMetrics prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -115,15 +121,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_limit_hits_total",
-			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range.",
+			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range, discovered_metrics.",
 		}, []string{"limit"}),
+		discoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hpa_signals_discovery_runs_total",
+			Help: "Passes that discovered the metric names of prometheus-adapter rules, by result (success, error).",
+		}, []string{"result"}),
+		discoveredMetrics: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hpa_signals_discovered_metrics",
+			Help: "Metrics served from prometheus-adapter rules after the last discovery pass.",
+		}),
 	}
 	for _, l := range limits {
 		m.limitHits.WithLabelValues(l) // every limit is exported, at 0 until hit
 	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.requestDuration, m.sourceQueries, m.sourceDuration, m.cacheHits, m.cacheMisses,
-			m.cacheRefreshes, m.cacheExpiries, m.cacheEvictions, m.cacheEntries, m.cacheValueAge, m.limitHits)
+			m.cacheRefreshes, m.cacheExpiries, m.cacheEvictions, m.cacheEntries, m.cacheValueAge, m.limitHits,
+			m.discoveryRuns, m.discoveredMetrics)
 	}
 	return m
 }
@@ -218,4 +233,16 @@ func (m *Metrics) setCacheEntries(n int) {
 		return
 	}
 	m.cacheEntries.Set(float64(n))
+}
+
+func (m *Metrics) discoveryRun(err error, metrics int) {
+	if m == nil {
+		return
+	}
+	result := "success"
+	if err != nil {
+		result = "error"
+	}
+	m.discoveryRuns.WithLabelValues(result).Inc()
+	m.discoveredMetrics.Set(float64(metrics))
 }

@@ -66,13 +66,14 @@ func PrometheusQuery(cat *config.Catalog, m *config.Metric, t Target, namespaces
 
 // PrometheusScope returns the scope of the query that Prometheus entry m of
 // cat runs for target t over namespaces: grouped by the label that holds
-// the described object's name (the catalog's pod or namespace label, or the
-// entry's label for the resource), not grouped on the external API. A
+// the described object's name (the pod or namespace label of the entry,
+// else of the catalog (Catalog.LabelsFor), or the entry's label for the
+// resource), not grouped on the external API. A
 // namespaced: false entry reads no namespace's data, so its scope names
 // none whatever namespaces holds. The error says that the entry maps no
 // label for the resource.
 func PrometheusScope(cat *config.Catalog, m *config.Metric, t Target, namespaces []string) (prometheus.Scope, error) {
-	l := cat.Prometheus.Labels
+	l := cat.LabelsFor(m)
 	s := prometheus.Scope{Labels: l, MaxRange: cat.Prometheus.MaxRange.Duration}
 	if m.IsNamespaced() {
 		s.Namespaces = namespaces

@@ -47,6 +47,10 @@ func printCatalog(w io.Writer, cat *config.Catalog) error {
 		if !m.IsNamespaced() {
 			fmt.Fprintf(w, "  not namespaced; callers: %s\n", strings.Join(m.CallerNamespaces, ", "))
 		}
+		if m.Labels != nil {
+			l := cat.LabelsFor(m)
+			fmt.Fprintf(w, "  labels: namespace=%q pod=%q\n", l.Namespace, l.Pod)
+		}
 		for _, t := range provider.Targets(m) {
 			q, err := provider.PrometheusQuery(cat, m, t, []string{"NAMESPACE"}, labels.Everything())
 			if err != nil {

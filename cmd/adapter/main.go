@@ -3,6 +3,9 @@
 //
 //	adapter [flags]                 run the API server
 //	adapter check-config FILE       validate a catalog and print its PromQL
+//	adapter import-prometheus-adapter FILE
+//	                                print a catalog with the metrics of
+//	                                prometheus-adapter's rules
 //	adapter --version               print the version
 package main
 

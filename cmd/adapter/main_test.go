@@ -37,6 +37,10 @@ func TestValidateRejectsBadFlagCombinations(t *testing.T) {
 		{"selector flag", []string{"--max-selector-values=0"}, "--max-selector-values must be at least 1"},
 		{"negative grace period", []string{"--shutdown-grace-period=-1s"}, "--shutdown-grace-period must be positive"},
 		{"prometheus flags without url", []string{"--prometheus-bearer-token-file=/tmp/t"}, "--prometheus-url is empty"},
+		{"rules without prometheus", []string{"--prometheus-adapter-config=rules.yaml"}, "--prometheus-adapter-config needs --prometheus-url"},
+		{"rules with prometheus", []string{"--prometheus-adapter-config=rules.yaml", "--prometheus-url=http://127.0.0.1:9090", "--metrics-relist-interval=30s"}, ""},
+		{"relist interval", []string{"--metrics-relist-interval=0"}, "--metrics-relist-interval must be positive"},
+		{"discovered metrics", []string{"--max-discovered-metrics=0"}, "--max-discovered-metrics must be at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

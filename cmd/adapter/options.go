@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,11 @@ type options struct {
 	catalogFile         string
 	shutdownGracePeriod time.Duration
 	version             bool
+
+	adapterConfig        string
+	discoveryInterval    time.Duration
+	discoveryMaxAge      time.Duration
+	maxDiscoveredMetrics int
 }
 
 func newOptions() *options {
@@ -33,6 +39,9 @@ func newOptions() *options {
 		selectors:           provider.NewSelectorLimits(),
 		logs:                logsapi.NewLoggingConfiguration(),
 		shutdownGracePeriod: 20 * time.Second,
+
+		discoveryInterval:    provider.DefaultDiscoveryInterval,
+		maxDiscoveredMetrics: provider.DefaultMaxDiscoveredMetrics,
 	}
 }
 
@@ -54,6 +63,14 @@ func (o *options) addOwnFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.shutdownGracePeriod, "shutdown-grace-period", o.shutdownGracePeriod,
 		"On SIGTERM, how long in-flight requests may take before the adapter exits. Also bounds each request.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
+	fs.StringVar(&o.adapterConfig, "prometheus-adapter-config", o.adapterConfig,
+		"prometheus-adapter's configuration file (its --config, its ConfigMap, or Helm values): serve the metrics its rules and externalRules yield, discovered in Prometheus. Watched and reloaded. Without --catalog-file, only these are served.")
+	fs.DurationVar(&o.discoveryInterval, "metrics-relist-interval", o.discoveryInterval,
+		"How often the metric names of --prometheus-adapter-config rules are discovered again (as prometheus-adapter's flag of that name).")
+	fs.DurationVar(&o.discoveryMaxAge, "metrics-max-age", o.discoveryMaxAge,
+		"How recent a series' samples must be for discovery to count it (as prometheus-adapter's flag of that name). 0 means --metrics-relist-interval.")
+	fs.IntVar(&o.maxDiscoveredMetrics, "max-discovered-metrics", o.maxDiscoveredMetrics,
+		"Most metrics the rules of --prometheus-adapter-config may yield; the others are not served.")
 }
 
 // validate checks every flag and returns all problems, each saying what to change.
@@ -67,6 +84,18 @@ func (o *options) validate() []error {
 	}
 	if o.shutdownGracePeriod <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-grace-period must be positive, got %s", o.shutdownGracePeriod))
+	}
+	if o.discoveryInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--metrics-relist-interval must be positive, got %s", o.discoveryInterval))
+	}
+	if o.discoveryMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("--metrics-max-age must not be negative, got %s; 0 means --metrics-relist-interval", o.discoveryMaxAge))
+	}
+	if o.maxDiscoveredMetrics < 1 {
+		errs = append(errs, fmt.Errorf("--max-discovered-metrics must be at least 1, got %d", o.maxDiscoveredMetrics))
+	}
+	if o.adapterConfig != "" && o.prometheus.URL == "" {
+		errs = append(errs, errors.New("--prometheus-adapter-config needs --prometheus-url: its rules' metrics are discovered in Prometheus"))
 	}
 	return errs
 }

@@ -14,11 +14,13 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
 	"github.com/hpa-signals/hpa-signals/config"
+	"github.com/hpa-signals/hpa-signals/config/promadapter"
 	"github.com/hpa-signals/hpa-signals/provider"
 	"github.com/hpa-signals/hpa-signals/sources/kafka"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
@@ -30,6 +32,9 @@ var version = "dev"
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "check-config" {
 		return checkConfig(args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "import-prometheus-adapter" {
+		return importPrometheusAdapter(args[1:], os.Stdout, os.Stderr)
 	}
 	o := newOptions()
 	fs := pflag.NewFlagSet("adapter", pflag.ContinueOnError)
@@ -67,7 +72,7 @@ func run(args []string) int {
 func serve(ctx context.Context, o *options) error {
 	klog.InfoS("Starting hpa-signals", "version", version)
 
-	catalog, err := config.NewWatcher(o.catalogFile)
+	catalog, err := catalogWatcher(o)
 	if err != nil {
 		return fmt.Errorf("load catalog: %w", err)
 	}
@@ -91,12 +96,20 @@ func serve(ctx context.Context, o *options) error {
 		Limits:  *o.selectors,
 		Redact:  provider.AddressesOf(o.prometheus.URL),
 	}
+	var rules *config.FileWatcher[promadapter.Config]
+	var disc *provider.Discovery
 	if o.prometheus.URL != "" {
 		client, err := prometheus.NewClient(o.prometheus)
 		if err != nil {
 			return fmt.Errorf("create Prometheus client: %w", err)
 		}
 		opts.Prometheus = client
+		if o.adapterConfig != "" {
+			if rules, disc, err = discovery(o, restConfig, client, catalog, opts.Metrics); err != nil {
+				return err
+			}
+			opts.Catalog = disc.Catalog
+		}
 	} else {
 		klog.InfoS("No --prometheus-url given: Prometheus metrics answer 503 until the adapter is restarted with one")
 	}
@@ -126,12 +139,21 @@ func serve(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)
 	}
-	if err := server.GenericAPIServer.AddReadyzChecks(healthz.NamedCheck("pod-watch-cache", func(*http.Request) error {
+	checks := []healthz.HealthChecker{healthz.NamedCheck("pod-watch-cache", func(*http.Request) error {
 		if !pods.HasSynced() {
 			return errors.New("the pod watch cache has not synced yet")
 		}
 		return nil
-	})); err != nil {
+	})}
+	if disc != nil {
+		checks = append(checks, healthz.NamedCheck("prometheus-adapter-discovery", func(*http.Request) error {
+			if !disc.HasSynced() {
+				return errors.New("the metrics of --prometheus-adapter-config have not been discovered yet")
+			}
+			return nil
+		}))
+	}
+	if err := server.GenericAPIServer.AddReadyzChecks(checks...); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
 
@@ -140,6 +162,10 @@ func serve(ctx context.Context, o *options) error {
 	wg.Go(func() { pods.Start(bg.Done()) })
 	wg.Go(func() { opts.Cache.Run(bg) })
 	wg.Go(func() { catalog.Run(bg) })
+	if disc != nil {
+		wg.Go(func() { rules.Run(bg) })
+		wg.Go(func() { disc.Run(bg) })
+	}
 	defer func() {
 		stop()
 		wg.Wait()
@@ -149,6 +175,46 @@ func serve(ctx context.Context, o *options) error {
 	err = server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
 	klog.InfoS("API server stopped", "uptime", time.Since(start).Round(time.Second))
 	return err
+}
+
+// catalogWatcher watches --catalog-file. With --prometheus-adapter-config
+// and no --catalog-file the catalog is empty, so the adapter serves what
+// the rules serve, as prometheus-adapter did, and no preset shadows them.
+func catalogWatcher(o *options) (*config.Watcher, error) {
+	if o.catalogFile == "" && o.adapterConfig != "" {
+		c, err := config.Parse([]byte("presets: false\n"))
+		return config.Fixed(c), err
+	}
+	return config.NewWatcher(o.catalogFile)
+}
+
+// discovery watches --prometheus-adapter-config and returns the discovery
+// of its rules' metrics, wired to both files' reloads.
+func discovery(o *options, restConfig *rest.Config, client *prometheus.Client, catalog *config.Watcher, m *provider.Metrics) (*config.FileWatcher[promadapter.Config], *provider.Discovery, error) {
+	rules, err := config.WatchFile("prometheus-adapter config", o.adapterConfig, promadapter.Parse)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load --prometheus-adapter-config: %w", err)
+	}
+	for _, n := range rules.Current().Notes {
+		klog.InfoS("Note on --prometheus-adapter-config", "file", o.adapterConfig, "note", n.String())
+	}
+	mapper, err := provider.ClusterMapper(restConfig)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := provider.NewDiscovery(provider.DiscoveryOptions{
+		Rules:      rules.Current,
+		Catalog:    catalog.Current,
+		Prometheus: client,
+		Mapper:     mapper,
+		Interval:   o.discoveryInterval,
+		MaxAge:     o.discoveryMaxAge,
+		MaxMetrics: o.maxDiscoveredMetrics,
+		Metrics:    m,
+	})
+	catalog.OnChange = func(*config.Catalog) { d.CatalogChanged() }
+	rules.OnChange = func(*promadapter.Config) { d.RulesChanged() }
+	return rules, d, nil
 }
 
 // checkConfig validates a catalog file and prints each entry with the

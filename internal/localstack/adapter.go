@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ type adapterRunner struct {
 	proc       *cluster.Process
 	starts     int
 	readyAfter []time.Duration
+	extra      []string // flags of RestartAdapterWith, for the next starts
 }
 
 // install writes the catalog and the manifests overlay and applies it.
@@ -273,6 +275,7 @@ func (a *adapterRunner) start(ctx context.Context) error {
 	}
 	args = append(args, AdapterFlags...)
 	args = append(args, s.opts.AdapterArgs...)
+	args = append(args, a.extra...)
 	began := time.Now()
 	proc, err := cluster.StartProcess(s.logsDir, name, s.adapterBin, args, os.Environ())
 	if err != nil {
@@ -395,6 +398,19 @@ func (s *Stack) StopAdapter() error { return s.adapter.stop() }
 // RestartAdapter starts a new adapter process after the last one exited,
 // on the same port, and waits as Start does.
 func (s *Stack) RestartAdapter(ctx context.Context) error { return s.adapter.start(ctx) }
+
+// RestartAdapterWith stops the adapter and starts it again with extra flags
+// after the stack's (e.g. --prometheus-adapter-config=FILE), which later
+// restarts keep; with no flags it restarts the adapter as Start ran it.
+func (s *Stack) RestartAdapterWith(ctx context.Context, extra ...string) error {
+	if err := s.adapter.stop(); err != nil {
+		return err
+	}
+	s.adapter.mu.Lock()
+	s.adapter.extra = slices.Clone(extra)
+	s.adapter.mu.Unlock()
+	return s.adapter.start(ctx)
+}
 
 // binary returns prebuilt if set, or builds pkg from the repository into
 // <WorkDir>/bin/<name>.

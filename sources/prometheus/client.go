@@ -94,6 +94,46 @@ func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
 	return samples, nil
 }
 
+// LabelValues returns the values of label among the series that match any
+// of the series selectors matches and have samples between start and end,
+// bounded by ctx and the query timeout. Asked for "__name__", it lists
+// metric names without listing their series. Errors are those of Query.
+func (c *Client) LabelValues(ctx context.Context, label string, matches []string, start, end time.Time) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	values, warnings, _, err := c.api.LabelValues(ctx, label, matches, start, end)
+	if len(warnings) > 0 {
+		klog.V(2).InfoS("Prometheus returned warnings", "label", label, "match", matches, "warnings", warnings)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list values of label %q of series %q in Prometheus: %w", label, matches, withoutURL(err))
+	}
+	out := make([]string, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out, nil
+}
+
+// LabelNames returns the label names of the series that match any of the
+// series selectors matches and have samples between start and end.
+func (c *Client) LabelNames(ctx context.Context, matches []string, start, end time.Time) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	names, warnings, _, err := c.api.LabelNames(ctx, matches, start, end)
+	if len(warnings) > 0 {
+		klog.V(2).InfoS("Prometheus returned warnings", "match", matches, "warnings", warnings)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list label names of series %q in Prometheus: %w", matches, withoutURL(err))
+	}
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = string(n)
+	}
+	return out, nil
+}
+
 // withoutURL drops the request URL that an HTTP client error repeats
 // (*url.Error: `Post "http://prometheus:9090/api/v1/query": ...`), keeping
 // the operation and the cause, which stays matchable with errors.Is.

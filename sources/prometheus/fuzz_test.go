@@ -33,7 +33,9 @@ var operators = []selection.Operator{
 }
 
 // fuzzCatalog holds the presets' shapes plus a template with two
-// selectors, one with a subquery and a namespaced: false entry, all
+// selectors, one with a subquery, one written like a prometheus-adapter
+// rule (.Series, and a selector value placed by .LabelValuesByName) and a
+// namespaced: false entry, all
 // accepting any label as a selector key. It is parsed like a catalog file,
 // so the fuzz target builds queries from validated, compiled entries as
 // the adapter serves them.
@@ -69,6 +71,13 @@ metrics:
     apis: [pods, external]
     source: prometheus
     query: max_over_time(sum by (<<.GroupBy>>) (go_goroutines{<<.LabelMatchers>>})[5m:1m])
+    selectorLabels: ["*"]
+  - name: by_label_values
+    apis: [pods, external]
+    source: prometheus
+    series: http_requests_total
+    query: sum(rate(<<.Series>>{<<.LabelMatchers>>,handler=~"<<index .LabelValuesByName "handler">>"}[<<.Params.window>>])) by (<<.GroupBy>>)
+    parameters: [{name: window, default: 2m, pattern: "[1-9][0-9]{0,3}(s|m|h)"}]
     selectorLabels: ["*"]
   - name: shared_queue_depth
     apis: [external]
@@ -237,12 +246,16 @@ func benign(t *testing.T, m *config.Metric, s Scope) string {
 			params[p.Name] = "1m" // the test entries' required parameters are windows
 		}
 	}
-	q, err := m.RenderQuery(config.QueryData{GroupBy: s.GroupBy, Params: params})
+	// One placeholder matcher, as a query of a namespaced entry always
+	// has matchers; assertMeaning does not count it.
+	q, err := m.RenderQuery(config.QueryData{LabelMatchers: benignMatcher, GroupBy: s.GroupBy, Params: params})
 	if err != nil {
 		t.Fatalf("render benign query: %v", err)
 	}
 	return q
 }
+
+const benignMatcher = `benign="1"`
 
 // assertShape checks that q parses and has the shape of m's template
 // rendered with benign values: selector input changed no node of the AST.
@@ -343,7 +356,7 @@ func assertMeaning(t *testing.T, m *config.Metric, s Scope, q string, reqs []req
 				t.Fatalf("no matcher means %s %s %q (%s): %s", r.key, r.op, r.values, strings.Join(why, "; "), where)
 			}
 		}
-		want := len(own[i].LabelMatchers) + min(len(namespaces), 1) + len(labelReqs)
+		want := len(own[i].LabelMatchers) - 1 + min(len(namespaces), 1) + len(labelReqs)
 		if len(v.LabelMatchers) != want {
 			t.Fatalf("want %d matchers, got %d: %s", want, len(v.LabelMatchers), where)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -116,6 +117,10 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 	slices.SortFunc(reqs, compareRequirements)
 
 	params := make(map[string]string, len(m.Parameters))
+	values := map[string]string{}
+	for _, sm := range scope {
+		labelValues(values, sm)
+	}
 	var matchers []string
 	for _, r := range reqs {
 		if p := parameter(m, r.key); p != nil {
@@ -130,6 +135,7 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%w for metric %q: %w", ErrInvalidSelector, m.Name, err)
 		}
+		labelValues(values, mt)
 		matchers = append(matchers, mt.String())
 	}
 	// Matcher.String quotes the value with strconv.Quote: PromQL string
@@ -149,6 +155,7 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 		LabelMatchers: strings.Join(all, ","),
 		GroupBy:       slices.Clone(s.GroupBy),
 		Params:        params,
+		LabelValues:   values,
 	})
 	if errors.Is(err, config.ErrInvalidParameter) {
 		return "", fmt.Errorf("%w for metric %q: %w", ErrInvalidSelector, m.Name, err)
@@ -160,6 +167,23 @@ func buildQuery(m *config.Metric, s Scope, reqs []requirement) (string, error) {
 		return "", fmt.Errorf("build query for metric %q: %w", m.Name, err)
 	}
 	return q, nil
+}
+
+// labelValues records what an equality or regular-expression matcher
+// selects in values, for .LabelValuesByName: a regular expression of the
+// alternatives ("a|b"), escaped for a PromQL string.
+func labelValues(values map[string]string, m *plabels.Matcher) {
+	var re string
+	switch m.Type {
+	case plabels.MatchEqual:
+		re = regexp.QuoteMeta(m.Value)
+	case plabels.MatchRegexp:
+		re = m.Value
+	default:
+		return
+	}
+	q := strconv.Quote(re)
+	values[m.Name] = q[1 : len(q)-1]
 }
 
 // checkScope parses the built query q and makes sure that every vector

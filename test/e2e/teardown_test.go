@@ -44,7 +44,7 @@ func stopAtEnd(t testing.TB, what string, r running, onFailure func()) {
 }
 
 // startLocal starts a local control plane for t, stopped when t ends.
-func startLocal(ctx context.Context, t *testing.T) *cluster.Local {
+func startLocal(ctx context.Context, t testing.TB) *cluster.Local {
 	t.Helper()
 	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{})
 	if err != nil {

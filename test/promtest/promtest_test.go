@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/hpa-signals/hpa-signals/internal/localstack/promserver"
 )
 
 // query runs an instant query with the plain HTTP API and returns the
@@ -126,4 +130,33 @@ func TestTargetLoadAndHold(t *testing.T) {
 	tg.Close()
 	tg.Load(100, 0) // after Close: no-op, no panic
 	tg.HoldGoroutines(10)
+}
+
+// TestRemoteWrite writes a counter and a gauge whose samples reach into
+// the future, so the counter's rate and the gauge's value are exact at any
+// time of a test run.
+func TestRemoteWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prometheus")
+	}
+	s := StartWith(t, promserver.Options{RemoteWrite: true})
+	now := time.Now()
+	from, to := now.Add(-10*time.Minute), now.Add(30*time.Minute)
+	err := RemoteWrite(context.Background(), s.URL(), []Series{
+		{Labels: map[string]string{"__name__": "jobs_total", "namespace": "shop", "pod": "web-1"}, Samples: Linear(from, to, 15*time.Second, 2.5)},
+		{Labels: map[string]string{"__name__": "queue_depth", "namespace": "shop"}, Samples: Constant(from, to, 15*time.Second, 42)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]float64{
+		`rate(jobs_total{namespace="shop"}[2m])`: 2.5,
+		`queue_depth`:                            42,
+	} {
+		res := waitFor(t, s, q, 1)
+		got, err := strconv.ParseFloat(res[0]["value"].([]any)[1].(string), 64)
+		if err != nil || math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v (%v), want %v", q, got, err, want)
+		}
+	}
 }

@@ -30,7 +30,15 @@ type Server struct {
 // when the test ends.
 func Start(t testing.TB, targets ...promserver.ScrapeTarget) *Server {
 	t.Helper()
-	inst, err := promserver.Launch(promserver.Options{Dir: t.TempDir(), Targets: targets})
+	return StartWith(t, promserver.Options{Targets: targets})
+}
+
+// StartWith is Start with more options, e.g. RemoteWrite; opts.Dir is the
+// test's temporary directory.
+func StartWith(t testing.TB, opts promserver.Options) *Server {
+	t.Helper()
+	opts.Dir = t.TempDir()
+	inst, err := promserver.Launch(opts)
 	if err != nil {
 		t.Fatalf("promtest: %v", err)
 	}

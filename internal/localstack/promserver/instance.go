@@ -60,6 +60,9 @@ type Options struct {
 	// Log, if set, receives Prometheus' output too (it is always kept in
 	// memory for Instance.Log).
 	Log io.Writer
+	// RemoteWrite turns on the remote-write receiver
+	// (/api/v1/write), for tests that write series with known samples.
+	RemoteWrite bool
 }
 
 // Instance is a Prometheus process on 127.0.0.1 with a 1s scrape interval,
@@ -71,6 +74,7 @@ type Instance struct {
 	cfgFile string
 	fileSD  string
 	logOut  io.Writer
+	extra   []string // flags beyond the defaults
 
 	mu      sync.Mutex
 	addr    string // 127.0.0.1:port, fixed after the first start
@@ -106,6 +110,9 @@ func Launch(opts Options) (*Instance, error) {
 		logOut:  opts.Log,
 		log:     &syncBuffer{},
 		targets: opts.Targets,
+	}
+	if opts.RemoteWrite {
+		p.extra = append(p.extra, "--web.enable-remote-write-receiver")
 	}
 	if err := p.writeConfig(); err != nil {
 		return nil, err
@@ -147,14 +154,14 @@ func (p *Instance) Start() error {
 		listen = "127.0.0.1:0"
 	}
 	mark := p.log.Len()
-	cmd := exec.Command(p.binary,
-		"--config.file="+p.cfgFile,
-		"--storage.tsdb.path="+p.dataDir,
-		"--web.listen-address="+listen,
+	cmd := exec.Command(p.binary, append([]string{
+		"--config.file=" + p.cfgFile,
+		"--storage.tsdb.path=" + p.dataDir,
+		"--web.listen-address=" + listen,
 		"--web.enable-lifecycle",
 		"--web.enable-admin-api",
 		"--log.level=info",
-	)
+	}, p.extra...)...)
 	var out io.Writer = p.log
 	if p.logOut != nil {
 		out = io.MultiWriter(p.log, p.logOut)

@@ -34,10 +34,12 @@ const (
 	// LimitMaxRange: a query range exceeded the catalog's
 	// prometheus.maxRange.
 	LimitMaxRange = "max_range"
+	// LimitExplanations: an explanation found every explanation slot busy.
+	LimitExplanations = "explanations"
 )
 
 var limits = []string{LimitCacheKeys, LimitCacheKeysPerNamespace, LimitConcurrentFetches, LimitRefreshesPerInterval,
-	LimitSelectorLength, LimitSelectorValues, LimitMaxRange}
+	LimitSelectorLength, LimitSelectorValues, LimitMaxRange, LimitExplanations}
 
 // unknownMetric is the metric label of requests for a name the catalog
 // does not have, so what callers type cannot grow the label set.
@@ -115,7 +117,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_limit_hits_total",
-			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range.",
+			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range, explanations.",
 		}, []string{"limit"}),
 	}
 	for _, l := range limits {

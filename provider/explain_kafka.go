@@ -35,7 +35,11 @@ func (p *Provider) explainKafka(ctx context.Context, sq *SourceQuery) explain.St
 		step.Fix = fmt.Sprintf("the adapter cannot read cluster %q: check the brokers and the catalog's tls and sasl settings (the adapter's log has the addresses); meanwhile the adapter serves its last value for up to --max-staleness, then the HPA holds its replica count", q.Cluster)
 		return step
 	}
-	state := fmt.Sprintf("group %q on cluster %q: state %s, %d members", q.Group, q.Cluster, d.State, d.Members)
+	members := fmt.Sprintf("%d members", d.Members)
+	if d.Members == 1 {
+		members = "1 member"
+	}
+	state := fmt.Sprintf("group %q on cluster %q: state %s, %s", q.Group, q.Cluster, d.State, members)
 	committed := "no committed offsets yet"
 	if len(d.Topics) > 0 {
 		parts := make([]string, len(d.Topics))

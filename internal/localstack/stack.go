@@ -117,9 +117,10 @@ type Stack struct {
 	cluster    cluster.Cluster
 	ownCluster *cluster.Local // set when Start started the cluster
 
-	prom   *promserver.Instance
-	fileSD string
-	kafka  *kfake.Cluster
+	prom      *promserver.Instance
+	fileSD    string
+	relabelSD string // targets of pods annotated RelabeledScrapeAnnotation
+	kafka     *kfake.Cluster
 
 	adapterBin, sampleAppBin string
 	adapter                  *adapterRunner
@@ -220,14 +221,17 @@ func (s *Stack) startPrometheus() error {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	s.fileSD = filepath.Join(dir, "targets.json")
-	if err := promserver.WriteFileSD(s.fileSD, nil); err != nil {
-		return fmt.Errorf("start Prometheus: %w", err)
+	s.relabelSD = filepath.Join(dir, "targets-relabeled.json")
+	for _, f := range []string{s.fileSD, s.relabelSD} {
+		if err := promserver.WriteFileSD(f, nil); err != nil {
+			return fmt.Errorf("start Prometheus: %w", err)
+		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.logsDir, "prometheus.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
-	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
+	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, RelabeledFileSD: s.relabelSD, Log: logFile})
 	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("start Prometheus: %w", err)

@@ -58,9 +58,10 @@ type Options struct {
 	// sample-app are built from and manifests/ is read. If empty, found by
 	// walking up from the working directory.
 	RepoRoot string
-	// AdapterBinary and SampleAppBinary are prebuilt binaries. If empty,
-	// they are built from RepoRoot into <WorkDir>/bin.
-	AdapterBinary, SampleAppBinary string
+	// AdapterBinary, SampleAppBinary and PluginBinary (the kubectl
+	// plugin, kubectl-hpa_signals) are prebuilt binaries. If empty, they
+	// are built from RepoRoot into <WorkDir>/bin.
+	AdapterBinary, SampleAppBinary, PluginBinary string
 	// AdapterArgs are appended to the adapter's flags (a repeated flag
 	// overrides the stack's value).
 	AdapterArgs []string
@@ -122,11 +123,11 @@ type Stack struct {
 	relabelSD string // targets of pods annotated RelabeledScrapeAnnotation
 	kafka     *kfake.Cluster
 
-	adapterBin, sampleAppBin string
-	adapter                  *adapterRunner
-	pods                     *podRunner
-	loads                    *loadGenerator
-	producer                 *producer
+	adapterBin, sampleAppBin, pluginBin string
+	adapter                             *adapterRunner
+	pods                                *podRunner
+	loads                               *loadGenerator
+	producer                            *producer
 
 	stopOnce sync.Once
 	stopErr  error
@@ -183,6 +184,11 @@ func (s *Stack) start(ctx context.Context) error {
 	g.Go(func() error {
 		bin, err := s.binary(gctx, s.opts.SampleAppBinary, "sample-app", "./examples/sample-app")
 		s.sampleAppBin = bin
+		return err
+	})
+	g.Go(func() error {
+		bin, err := s.binary(gctx, s.opts.PluginBinary, "kubectl-hpa_signals", "./cmd/kubectl-hpa_signals")
+		s.pluginBin = bin
 		return err
 	})
 	g.Go(func() error {
@@ -299,6 +305,10 @@ func (s *Stack) LogsDir() string { return s.logsDir }
 
 // ClusterLogsDir holds the cluster's logs.
 func (s *Stack) ClusterLogsDir() string { return s.cluster.LogsDir() }
+
+// PluginBinary is the kubectl plugin built for the stack
+// (kubectl-hpa_signals): on $PATH, kubectl hpa-signals runs it.
+func (s *Stack) PluginBinary() string { return s.pluginBin }
 
 // RepoRoot is the root of the hpa-signals module the stack runs.
 func (s *Stack) RepoRoot() string { return s.opts.RepoRoot }

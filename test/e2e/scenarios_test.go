@@ -78,6 +78,7 @@ func TestScenarios(t *testing.T) {
 	t.Run("Security", func(t *testing.T) { securityScenario(ctx, t, e, root) })
 	t.Run("Scope", func(t *testing.T) { scopeScenario(ctx, t, e) })
 	t.Run("KeyCap", func(t *testing.T) { keyCapScenario(ctx, t, e) })
+	t.Run("Explain", func(t *testing.T) { explainScenario(ctx, t, e) })
 	t.Run("Lifecycle", func(t *testing.T) { lifecycleScenario(ctx, t, e) })
 }
 

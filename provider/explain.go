@@ -192,7 +192,7 @@ func (p *Provider) explainQuery(cat *config.Catalog, m *config.Metric, ex *expla
 		if len(q.Topics) > 0 {
 			topics = "topics " + strings.Join(q.Topics, ", ")
 		}
-		step.Summary = fmt.Sprintf("consumer group %q on cluster %q, %s: signal %s, offsetReset %s", q.Group, q.Cluster, topics, m.Kafka.Signal, orLatest(m.Kafka.OffsetReset))
+		step.Summary = fmt.Sprintf("consumer group %q on cluster %q, %s: signal %s, offsetReset %s", q.Group, q.Cluster, topics, m.Kafka.Signal, m.Kafka.OffsetReset)
 		step.Details = []string{ownership(cat, m, ex.namespace, q.Group)}
 		return step
 	}
@@ -277,11 +277,4 @@ func statusOf(err error) (int, string) {
 		return int(st.Code), st.Message
 	}
 	return http.StatusInternalServerError, err.Error()
-}
-
-func orLatest(offsetReset string) string {
-	if offsetReset == "" {
-		return kafka.OffsetResetLatest
-	}
-	return offsetReset
 }

@@ -47,7 +47,7 @@ func explainCatalog(cat *config.Catalog, ex *explained) (explain.Step, *config.M
 			clusters[i] = fmt.Sprintf("%q", c.Name)
 		}
 		step.Details = append(step.Details,
-			fmt.Sprintf("signal %s, offsetReset %s", k.Signal, orLatest(k.OffsetReset)),
+			fmt.Sprintf("signal %s, offsetReset %s", k.Signal, k.OffsetReset),
 			fmt.Sprintf("selector keys: group (required), topic (optional, = or in), cluster (one of %s; optional with one cluster)", strings.Join(clusters, ", ")))
 		step.Details = append(step.Details, ownerRule(cat, m, ex.namespace)...)
 		return step, m

@@ -49,7 +49,7 @@ func (p *Provider) explainKafka(ctx context.Context, sq *SourceQuery) explain.St
 		committed = "committed offsets on " + strings.Join(parts, ", ")
 	}
 	step.Details = []string{state, committed}
-	reset := orLatest(sq.Metric.Kafka.OffsetReset)
+	reset := sq.Metric.Kafka.OffsetReset
 	if len(d.Topics) == 0 && len(q.Topics) == 0 {
 		step.Summary = fmt.Sprintf("consumer group %q has never committed an offset", q.Group)
 		step.Fix = fmt.Sprintf("name its topic with the topic selector key (one matching %s): the adapter then counts its partitions by offsetReset %s; for a consumer that starts at the earliest offset use an entry with offsetReset: earliest (kafka_consumer_lag_earliest in manifests/base)",

@@ -16,14 +16,12 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/explain"
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/kafka"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
@@ -137,28 +135,13 @@ func newExplainFixture(t *testing.T, opts provider.CacheOptions) *explainFixture
 		Catalog:    func() *config.Catalog { return cat },
 		Prometheus: f.prom,
 		Kafka:      f.kafka,
-		Pods: fakePods{"team-a": {
+		Pods: providertest.Pods{"team-a": {
 			"web-1": {"app": "web"}, "web-2": {"app": "web"}, "web-3": {"app": "web"},
 		}},
 		Cache: f.cache,
 	})
-	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
-	rc.LoopbackClientConfig = &rest.Config{}
-	rc.ExternalAddress = "127.0.0.1:443"
-	s, err := (&apiserver.Config{GenericConfig: &rc.Config}).Complete(nil).New("hpa-signals-test", p, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider.InstallExplain(s.GenericAPIServer, p) // as the adapter does
-	f.srv = httptest.NewServer(s.GenericAPIServer.Handler)
-	t.Cleanup(f.srv.Close)
+	f.srv = providertest.NewServer(t, p)
 	return f
-}
-
-// query is the PromQL the provider builds for a preset in namespace
-// team-a, grouped by groupBy.
-func (f *explainFixture) query(t *testing.T, metric, selector string, groupBy ...string) string {
-	return mustQuery(t, f.cat, metric, prometheus.Scope{Namespaces: []string{"team-a"}, GroupBy: groupBy}, selector)
 }
 
 // explain posts a MetricExplanation for namespace and returns the steps by
@@ -242,7 +225,7 @@ func wantStep(t *testing.T, steps map[string]explain.Step, name string, result e
 
 func TestExplainHealthyPodsMetric(t *testing.T) {
 	f := newExplainFixture(t, fixtureCacheOptions())
-	q := f.query(t, "http_requests_per_second", "handler=work", "pod")
+	q := `sum by (pod) (rate(http_requests_total{namespace="team-a",handler="work"}[2m]))`
 	f.prom.answers[q] = []prometheus.Sample{sample(10, "pod", "web-1"), sample(math.NaN(), "pod", "web-2"), sample(5, "pod", "db-1")}
 	steps := f.explain(t, "team-a", podsSpec("http_requests_per_second", map[string]string{"handler": "work"}))
 	wantStep(t, steps, explain.StepCatalog, explain.OK, "http_requests_per_second: prometheus entry served on the pods, object, external API",
@@ -298,7 +281,7 @@ func TestExplainSelectorKeyThatIsNotALabel(t *testing.T) {
 
 func TestExplainPrometheusFindings(t *testing.T) {
 	f := newExplainFixture(t, fixtureCacheOptions())
-	q := f.query(t, "http_request_duration_seconds_p99", "", "pod")
+	q := `histogram_quantile(0.99, sum by (pod, le) (rate(http_request_duration_seconds_bucket{namespace="team-a"}[2m])))`
 	f.prom.answers[q] = []prometheus.Sample{sample(math.NaN(), "pod", "web-1"), sample(math.NaN(), "pod", "web-2")}
 	steps := f.explain(t, "team-a", podsSpec("http_request_duration_seconds_p99", nil))
 	wantStep(t, steps, explain.StepSource, explain.Failed, "the query returns NaN for web-1, web-2", "NaN is 0/0", "fix: the adapter answers NaN as no data")
@@ -320,7 +303,7 @@ func TestExplainPrometheusOutage(t *testing.T) {
 	opts := provider.NewCacheOptions()
 	opts.FetchTimeout = time.Second
 	f := newExplainFixture(t, *opts)
-	q := f.query(t, "go_goroutines", "", "pod")
+	q := `sum by (pod) (go_goroutines{namespace="team-a"})`
 	f.prom.answers[q] = []prometheus.Sample{sample(40, "pod", "web-1")}
 	spec := podsSpec("go_goroutines", nil)
 	f.explain(t, "team-a", spec) // the HPA's first read
@@ -352,8 +335,8 @@ func TestExplainCacheEviction(t *testing.T) {
 	opts := fixtureCacheOptions()
 	opts.MaxKeysPerNamespace, opts.EvictAfterIdle = 1, time.Second
 	f := newExplainFixture(t, opts)
-	for _, m := range []string{"go_goroutines", "http_requests_per_second"} {
-		f.prom.answers[f.query(t, m, "", "pod")] = []prometheus.Sample{sample(1, "pod", "web-1")}
+	for _, q := range []string{`sum by (pod) (go_goroutines{namespace="team-a"})`, `sum by (pod) (rate(http_requests_total{namespace="team-a"}[2m]))`} {
+		f.prom.answers[q] = []prometheus.Sample{sample(1, "pod", "web-1")}
 	}
 	f.explain(t, "team-a", podsSpec("go_goroutines", nil))
 	f.clock.Step(2 * time.Second)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -12,14 +11,12 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	genericapiserver "k8s.io/apiserver/pkg/server"
-	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
-	"sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/explain"
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 	"github.com/hpa-signals/hpa-signals/test/promtest"
 )
@@ -29,7 +26,7 @@ import (
 // scraped at all, web-r is scraped by a job that relabels the namespace
 // and pod to kubernetes_namespace and kubernetes_pod_name, and team-r's
 // only pod is scraped that way too.
-var explainPods = fakePods{
+var explainPods = providertest.Pods{
 	"team-a":     {"web-1": {"app": "web"}, "web-2": {"app": "web"}, "web-3": {"app": "web"}, "web-r": {"app": "relabeled"}},
 	"team-r":     {"api-1": {"app": "api"}},
 	"team-empty": {"web-9": {"app": "web"}},
@@ -133,16 +130,7 @@ func explainServer(t *testing.T, promURL string) (func(*testing.T, string, expla
 		Cache:      provider.NewCache(cacheOptions, clock, nil),
 		Redact:     provider.AddressesOf(promURL),
 	})
-	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
-	rc.LoopbackClientConfig = &rest.Config{}
-	rc.ExternalAddress = "127.0.0.1:443"
-	s, err := (&apiserver.Config{GenericConfig: &rc.Config}).Complete(nil).New("hpa-signals-integration", p, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	provider.InstallExplain(s.GenericAPIServer, p)
-	srv := httptest.NewServer(s.GenericAPIServer.Handler)
-	t.Cleanup(srv.Close)
+	srv := providertest.NewServer(t, p)
 	return func(t *testing.T, namespace string, spec explain.MetricExplanationSpec) map[string]explain.Step {
 		t.Helper()
 		b, _ := json.Marshal(explain.MetricExplanation{Spec: spec})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	plabels "github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 
@@ -84,7 +85,7 @@ func newDiagnosis(p *Provider, in PrometheusInspector, sq *SourceQuery) *diagnos
 	d.name = d.vs.Name
 	for _, m := range d.vs.LabelMatchers {
 		switch {
-		case m.Name == plabels.MetricName:
+		case m.Name == model.MetricNameLabel:
 			if m.Type == plabels.MatchEqual {
 				d.name = m.Value
 			}
@@ -99,7 +100,7 @@ func newDiagnosis(p *Provider, in PrometheusInspector, sq *SourceQuery) *diagnos
 
 // selector renders a vector selector of the metric with matchers.
 func (d *diagnosis) selector(matchers ...string) string {
-	return "{" + strings.Join(append([]string{fmt.Sprintf("%s=%q", plabels.MetricName, d.name)}, matchers...), ",") + "}"
+	return "{" + strings.Join(append([]string{fmt.Sprintf("%s=%q", model.MetricNameLabel, d.name)}, matchers...), ",") + "}"
 }
 
 // count returns the number of series of a vector selector.
@@ -114,7 +115,7 @@ func (d *diagnosis) count(ctx context.Context, selector string) (float64, error)
 // values returns up to maxListed values of label on the series of the
 // metric with the base matchers, sorted.
 func (d *diagnosis) values(ctx context.Context, label string, base []string) ([]string, error) {
-	if !validLabelName(label) {
+	if !model.LegacyValidation.IsValidLabelName(label) {
 		return nil, nil
 	}
 	samples, err := d.query(ctx, fmt.Sprintf("group by (%s) (%s)", label, d.selector(base...)))
@@ -150,7 +151,7 @@ func (d *diagnosis) labelsHolding(ctx context.Context, anchor, values []string) 
 	}
 	var parts []string
 	for _, l := range names {
-		if l == plabels.MetricName || l == searchLabel || !validLabelName(l) || slices.ContainsFunc(anchor, func(a string) bool { return strings.HasPrefix(a, l+"=") }) {
+		if l == model.MetricNameLabel || l == searchLabel || !model.LegacyValidation.IsValidLabelName(l) || slices.ContainsFunc(anchor, func(a string) bool { return strings.HasPrefix(a, l+"=") }) {
 			continue
 		}
 		if len(parts) == 40 {
@@ -230,7 +231,3 @@ func alternatives(values []string) string {
 	}
 	return strings.Join(quoted, "|")
 }
-
-var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-
-func validLabelName(s string) bool { return labelNameRE.MatchString(s) }

@@ -469,7 +469,7 @@ func waitAPIServiceUnavailable(ctx context.Context, t *testing.T, c cluster.Clus
 	t.Helper()
 	err := cluster.WaitFor(ctx, "APIService "+name+" not Available", time.Minute, func(ctx context.Context) (bool, error) {
 		out, err := cluster.Kubectl(ctx, c, "", "get", "apiservice", name, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
-		return err == nil && strings.TrimSpace(out) == "False", fmt.Errorf("Available=%q, %v", out, err)
+		return err == nil && strings.TrimSpace(out) == "False", fmt.Errorf("Available=%q, %w", out, err)
 	})
 	if err != nil {
 		t.Fatal(err)

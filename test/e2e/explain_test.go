@@ -32,7 +32,8 @@ import (
 // at: explain-web runs the sample-app, explain-idle runs a container the
 // stack does not scrape (no series), explain-relabeled runs the sample-app
 // scraped through the relabelling job (kubernetes_namespace,
-// kubernetes_pod_name).
+// kubernetes_pod_name). demo enforces the restricted Pod Security
+// Standard.
 const explainWorkloads = `
 apiVersion: apps/v1
 kind: Deployment
@@ -42,7 +43,7 @@ spec:
   selector: {matchLabels: {app.kubernetes.io/name: explain-web}}
   template:
     metadata: {labels: {app.kubernetes.io/name: explain-web}}
-    spec: {containers: [{name: app, image: hpa-signals-sample-app, args: [--workers=4, --service-time=20ms]}]}
+    spec: {securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: hpa-signals-sample-app, args: [--workers=4, --service-time=20ms], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -52,7 +53,7 @@ spec:
   selector: {matchLabels: {app.kubernetes.io/name: explain-idle}}
   template:
     metadata: {labels: {app.kubernetes.io/name: explain-idle}}
-    spec: {containers: [{name: app, image: registry.k8s.io/pause:3.10}]}
+    spec: {securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: registry.k8s.io/pause:3.10, securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -64,7 +65,7 @@ spec:
     metadata:
       labels: {app.kubernetes.io/name: explain-relabeled}
       annotations: {` + localstack.RelabeledScrapeAnnotation + `: "true"}
-    spec: {containers: [{name: app, image: hpa-signals-sample-app, args: [--workers=4, --service-time=20ms]}]}
+    spec: {securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: hpa-signals-sample-app, args: [--workers=4, --service-time=20ms], securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}}]}
 `
 
 // hpaManifest is an HPA of demo on target with one metric (YAML of an
@@ -189,6 +190,9 @@ func explainScenario(ctx context.Context, t *testing.T, e env.Env) {
 	if err := cluster.Apply(ctx, c, explainWorkloads); err != nil {
 		t.Fatal(err)
 	}
+	for _, d := range []string{"explain-web", "explain-idle", "explain-relabeled"} {
+		waitReadyPod(ctx, t, c, "app.kubernetes.io/name="+d)
+	}
 	artifacts := os.Getenv("HPA_SIGNALS_EXPLAIN_OUT")
 	keep := func(name string, r explainRun) {
 		t.Logf("kubectl hpa-signals explain (%s):\n%s", name, r.text)
@@ -254,7 +258,7 @@ func explainScenario(ctx context.Context, t *testing.T, e env.Env) {
 		var r explainRun
 		err := cluster.WaitFor(ctx, "explain to find the relabelled series", time.Minute, func(ctx context.Context) (bool, error) {
 			r = x.run(ctx, t, "", "-n", demoNamespace, name)
-			return strings.Contains(r.text, "kubernetes_namespace"), errors.New(r.text)
+			return until(strings.Contains(r.text, "kubernetes_namespace"), r.text)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -287,7 +291,7 @@ func explainScenario(ctx context.Context, t *testing.T, e env.Env) {
 		var r explainRun
 		err = cluster.WaitFor(ctx, "the consumer to join "+group, 30*time.Second, func(ctx context.Context) (bool, error) {
 			r = x.run(ctx, t, manifest, "-f", "-")
-			return strings.Contains(r.text, "state Stable, 1 member"), errors.New(r.text)
+			return until(strings.Contains(r.text, "state Stable, 1 member"), r.text)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -371,7 +375,7 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: https, port: 
 			var r explainRun
 			err := cluster.WaitFor(ctx, "explain to say "+want, 30*time.Second, func(ctx context.Context) (bool, error) {
 				r = x.run(ctx, t, "", "-n", demoNamespace, qpsHPA)
-				return strings.Contains(r.text, want), errors.New(r.text)
+				return until(strings.Contains(r.text, want), r.text)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -463,13 +467,46 @@ func patchAPIService(ctx context.Context, t *testing.T, c cluster.Cluster, name,
 	}
 }
 
+// until is a WaitFor condition's answer: done when ok, otherwise not yet,
+// with state as the last thing seen.
+func until(ok bool, state string) (bool, error) {
+	if ok {
+		return true, nil
+	}
+	return false, errors.New(state)
+}
+
+// waitReadyPod waits until a pod of demo matching selector is Running and
+// Ready.
+func waitReadyPod(ctx context.Context, t *testing.T, c cluster.Cluster, selector string) {
+	t.Helper()
+	err := cluster.WaitFor(ctx, "a ready pod "+selector, time.Minute, func(ctx context.Context) (bool, error) {
+		pods, err := c.Client().CoreV1().Pods(demoNamespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && podReady(&p) {
+				return true, nil
+			}
+		}
+		return until(false, fmt.Sprintf("%d pods, none Running and Ready", len(pods.Items)))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitAPIServiceUnavailable waits until the aggregator reports the
 // APIService not Available.
 func waitAPIServiceUnavailable(ctx context.Context, t *testing.T, c cluster.Cluster, name string) {
 	t.Helper()
 	err := cluster.WaitFor(ctx, "APIService "+name+" not Available", time.Minute, func(ctx context.Context) (bool, error) {
 		out, err := cluster.Kubectl(ctx, c, "", "get", "apiservice", name, "-o", `jsonpath={.status.conditions[?(@.type=="Available")].status}`)
-		return err == nil && strings.TrimSpace(out) == "False", fmt.Errorf("Available=%q, %w", out, err)
+		if err != nil {
+			return false, err
+		}
+		return until(strings.TrimSpace(out) == "False", "Available="+out)
 	})
 	if err != nil {
 		t.Fatal(err)

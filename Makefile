@@ -6,6 +6,7 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/adapter
+PLUGIN    := bin/kubectl-hpa_signals
 GOTEST    := $(GO) test -race -count=1
 FUZZTIME  ?= 30s
 
@@ -29,9 +30,10 @@ BENCH_COUNT ?= 1
 
 all: build
 
-## build: the adapter binary in bin/
+## build: the adapter and the kubectl plugin (kubectl hpa-signals) in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/adapter
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(PLUGIN) ./cmd/kubectl-hpa_signals
 
 ## unit: fast tests for the edit loop (skips tests that start servers)
 unit:

@@ -125,7 +125,7 @@ func play(ctx context.Context, opts options, driver Driver, info stackInfo, stdo
 		fmt.Fprintln(stderr, "demo:", err)
 		return 1
 	}
-	hint := pokeHint(info.Kubeconfig, info.Namespaces[0])
+	hint := pokeHint(info.Kubeconfig, info.Namespaces[0], info.PluginDir)
 	tty := isTerminal(stdout)
 	if !tty {
 		fmt.Fprintln(stdout, hint)
@@ -209,12 +209,17 @@ func writeTimeline(t *Timeline, path string, short bool) error {
 	return nil
 }
 
-// pokeHint says how to look at the cluster while the demo runs.
-func pokeHint(kubeconfig, namespace string) string {
+// pokeHint says how to look at the cluster while the demo runs; with
+// pluginDir, how to ask kubectl hpa-signals explain about an HPA.
+func pokeHint(kubeconfig, namespace, pluginDir string) string {
 	external := fmt.Sprintf("/apis/external.metrics.k8s.io/v1beta1/namespaces/%s/kafka_consumer_lag?labelSelector=%s",
 		namespace, url.QueryEscape("group=demo.billing,topic="+demoTopic))
-	return fmt.Sprintf("poke it meanwhile:\n  export KUBECONFIG=%s\n  kubectl get hpa -n %s\n  kubectl get --raw '%s'",
+	hint := fmt.Sprintf("poke it meanwhile:\n  export KUBECONFIG=%s\n  kubectl get hpa -n %s\n  kubectl get --raw '%s'",
 		kubeconfig, namespace, external)
+	if pluginDir != "" {
+		hint += fmt.Sprintf("\n  PATH=%s:$PATH kubectl hpa-signals explain -n %s billing-consumer   # every step of an HPA's metrics, ✓ or ✗ with the fix", pluginDir, namespace)
+	}
+	return hint
 }
 
 // isTerminal reports whether w is a terminal, where frames replace each

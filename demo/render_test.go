@@ -153,3 +153,16 @@ func TestIsTerminal(t *testing.T) {
 		}
 	}
 }
+
+func TestPokeHint(t *testing.T) {
+	h := pokeHint("/tmp/k", "demo", "/tmp/stack/bin")
+	for _, want := range []string{"export KUBECONFIG=/tmp/k", "kubectl get hpa -n demo",
+		"PATH=/tmp/stack/bin:$PATH kubectl hpa-signals explain -n demo billing-consumer"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("hint lacks %q:\n%s", want, h)
+		}
+	}
+	if h := pokeHint("/tmp/k", "demo", ""); strings.Contains(h, "explain") {
+		t.Errorf("hint without a plugin names explain:\n%s", h)
+	}
+}

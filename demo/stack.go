@@ -32,6 +32,9 @@ type stackInfo struct {
 	MetricsClient *http.Client
 	// Namespaces whose HPAs the view shows. If empty, "demo".
 	Namespaces []string
+	// PluginDir holds kubectl-hpa_signals, the kubectl plugin; printed in
+	// the hint. Empty: the hint leaves it out.
+	PluginDir string
 }
 
 // startStack starts the local stack (internal/localstack: control plane,
@@ -57,6 +60,7 @@ func startStack(ctx context.Context, opts stackOptions) (Driver, stackInfo, func
 		MetricsURL:    s.AdapterMetricsURL(),
 		MetricsClient: s.AdapterHTTPClient(),
 		Namespaces:    []string{demoNamespace},
+		PluginDir:     filepath.Dir(s.PluginBinary()),
 	}
 	return s, info, stop, nil
 }

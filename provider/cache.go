@@ -101,6 +101,7 @@ type Cache struct {
 	slots       map[string]*semaphore.Weighted
 	window      time.Time // start of the current refresh budget window
 	refreshed   int       // background refreshes started in the window
+	dropped     droppedKeys
 }
 
 type cacheEntry struct {
@@ -207,6 +208,7 @@ func (c *Cache) makeRoomLocked(ns string, now time.Time) *LimitError {
 		}
 		c.removeLocked(oldest)
 		c.metrics.cacheEvicted()
+		c.noteDroppedLocked(oldest.key, DropEvictedNamespace, now)
 	}
 	if c.lru.Len() >= c.opts.MaxKeys {
 		oldest := c.lru.Back().Value.(*cacheEntry)
@@ -217,6 +219,7 @@ func (c *Cache) makeRoomLocked(ns string, now time.Time) *LimitError {
 		}
 		c.removeLocked(oldest)
 		c.metrics.cacheEvicted()
+		c.noteDroppedLocked(oldest.key, DropEvicted, now)
 	}
 	return nil
 }
@@ -407,6 +410,7 @@ func (c *Cache) RefreshDue(ctx context.Context) {
 		case now.Sub(e.lastRead) > c.opts.KeepAlive:
 			c.removeLocked(e)
 			c.metrics.cacheExpired()
+			c.noteDroppedLocked(e.key, DropExpired, now)
 		case !e.fetching && now.Sub(e.attempted) >= c.opts.RefreshInterval:
 			due = append(due, dueKey{e.key, e.fetches, e.lastRead})
 		}

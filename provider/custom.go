@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/custom_metrics"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
@@ -44,17 +42,11 @@ var kinds = map[schema.GroupResource]struct{ kind, apiVersion string }{
 // query; the pods are resolved from the watch cache.
 func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (list *custom_metrics.MetricValueList, err error) {
 	defer func(start time.Time) { err = p.finish(config.APIPods, info.Metric, start, err) }(time.Now())
-	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
-		return nil, err
-	}
-	if info.GroupResource != podsResource {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("metric %q: only pods can be selected by label; name the %s object instead", info.Metric, info.GroupResource))
-	}
-	cat, m, err := p.lookup(info.Metric, config.APIPods, namespace)
+	q, err := p.QueryFor(Request{API: config.APIPods, Metric: info.Metric, Namespace: namespace, Resource: info.GroupResource, MetricSelector: metricSelector})
 	if err != nil {
 		return nil, err
 	}
-	samples, podLabel, err := p.prometheusSamples(ctx, cat, m, namespace, Target{API: config.APIPods, Resource: podsResource}, namespace, metricSelector)
+	samples, err := p.prometheusSamples(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +56,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	}
 	byPod := make(map[string]prometheus.Sample, len(samples))
 	for _, s := range samples {
-		byPod[s.Labels[podLabel]] = s
+		byPod[s.Labels[q.ObjectLabel]] = s
 	}
 	sort.Strings(names)
 	list = &custom_metrics.MetricValueList{}
@@ -105,31 +97,16 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 		api = config.APIPods
 	}
 	defer func(start time.Time) { err = p.finish(api, info.Metric, start, err) }(time.Now())
-	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
-		return nil, err
-	}
-	cat, m, err := p.lookup(info.Metric, api, name.Namespace)
+	q, err := p.QueryFor(Request{API: api, Metric: info.Metric, Namespace: name.Namespace, Resource: info.GroupResource, Name: name.Name, MetricSelector: metricSelector})
 	if err != nil {
 		return nil, err
 	}
-	target := Target{API: api, Resource: info.GroupResource}
-	namespace := name.Namespace
-	if info.GroupResource == namespacesResource {
-		if name.Namespace != "" && name.Name != name.Namespace {
-			return nil, noDataFor(info, name)
-		}
-		namespace = name.Name
-	}
-	if namespace == "" {
-		return nil, notFound(fmt.Sprintf("metric %q for %s %q: %s live in namespaces; ask under /namespaces/<namespace>/%s/%s/%s",
-			info.Metric, info.GroupResource, name.Name, info.GroupResource, info.GroupResource, name.Name, info.Metric))
-	}
-	samples, label, err := p.prometheusSamples(ctx, cat, m, name.Namespace, target, namespace, metricSelector)
+	samples, err := p.prometheusSamples(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range samples {
-		if s.Labels[label] == name.Name {
+		if s.Labels[q.ObjectLabel] == name.Name {
 			v, err := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
 			if err != nil {
 				return nil, err
@@ -137,12 +114,12 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 			return &v, nil
 		}
 	}
-	return nil, noDataFor(info, name)
+	return nil, noDataFor(info.Metric, info.GroupResource, name.Name, name.Namespace)
 }
 
 // noDataFor is the 404 of an object without data.
-func noDataFor(info cmprovider.CustomMetricInfo, name types.NamespacedName) error {
-	return notFound(fmt.Sprintf("no data for metric %q for %s %q in namespace %q", info.Metric, info.GroupResource, name.Name, name.Namespace))
+func noDataFor(metric string, resource schema.GroupResource, name, namespace string) error {
+	return notFound(fmt.Sprintf("no data for metric %q for %s %q in namespace %q", metric, resource, name, namespace))
 }
 
 // ListAllMetrics lists every entry on each resource it can be read for.
@@ -164,48 +141,16 @@ func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 	return infos
 }
 
-// prometheusSamples answers from the cache the entry's query for target t
-// over one namespace, and returns the label it is grouped by; caller is the
-// request's namespace.
-func (p *Provider) prometheusSamples(ctx context.Context, cat *config.Catalog, m *config.Metric, caller string, t Target, namespace string, metricSelector labels.Selector) ([]prometheus.Sample, string, error) {
-	what := fmt.Sprintf("metric %q in namespace %q", m.Name, namespace)
-	if m.Source != config.SourcePrometheus {
-		return nil, "", apierrors.NewBadRequest(fmt.Sprintf("%s: source %s entries are served on the external API only", what, m.Source))
-	}
-	scope, err := PrometheusScope(cat, m, t, nil)
-	if err != nil {
-		return nil, "", notFound(err.Error())
-	}
-	samples, err := p.queryPrometheus(ctx, caller, what, cat, m, t, []string{namespace}, metricSelector)
-	return samples, scope.GroupBy[0], err
-}
-
-// queryPrometheus builds the entry's query for target t over namespaces
-// (PrometheusQuery) and answers it from the cache, charging the key to the
-// caller's namespace; what names the request in errors.
-func (p *Provider) queryPrometheus(ctx context.Context, caller, what string, cat *config.Catalog, m *config.Metric, t Target, namespaces []string, sel labels.Selector) ([]prometheus.Sample, error) {
+// prometheusSamples answers a Prometheus query from the cache.
+func (p *Provider) prometheusSamples(ctx context.Context, q *SourceQuery) ([]prometheus.Sample, error) {
 	if p.Prometheus == nil {
-		return nil, apierrors.NewServiceUnavailable(what + ": no Prometheus is configured; start the adapter with --prometheus-url")
+		return nil, apierrors.NewServiceUnavailable(q.What + ": no Prometheus is configured; start the adapter with --prometheus-url")
 	}
-	promql, err := PrometheusQuery(cat, m, t, namespaces, sel)
-	if errors.Is(err, prometheus.ErrOutOfScope) {
-		// A bug in the entry or the adapter, not the caller's: the query
-		// was not run; the log keeps it for the admin.
-		klog.ErrorS(err, "Refused to run a query that reads outside its scope", "metric", m.Name)
-		return nil, apierrors.NewInternalError(fmt.Errorf("%s: the entry's query would read outside the request's scope, so it was not run; the adapter's log has the query", what))
-	}
-	if errors.Is(err, prometheus.ErrRangeTooLong) {
-		p.Metrics.LimitHit(LimitMaxRange)
-	}
-	if err != nil {
-		return nil, apiError(config.SourcePrometheus, what, err)
-	}
-	key := Key{Namespace: caller, Source: string(config.SourcePrometheus), Query: promql}
-	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
-		return p.Prometheus.Query(ctx, promql)
+	v, err := p.Cache.Get(ctx, q.Key, p.fetch(config.SourcePrometheus, func(ctx context.Context) (any, error) {
+		return p.Prometheus.Query(ctx, q.PromQL)
 	}))
 	if err != nil {
-		return nil, apiError(config.SourcePrometheus, what, err)
+		return nil, apiError(config.SourcePrometheus, q.What, err)
 	}
 	return v.([]prometheus.Sample), nil
 }

@@ -36,22 +36,14 @@ const namespaceKey = "namespace"
 // allows.
 func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, metricSelector labels.Selector, info cmprovider.ExternalMetricInfo) (list *external_metrics.ExternalMetricValueList, err error) {
 	defer func(start time.Time) { err = p.finish(config.APIExternal, info.Metric, start, err) }(time.Now())
-	if err := p.checkSelector(info.Metric, metricSelector); err != nil {
-		return nil, err
-	}
-	cat, m, err := p.lookup(info.Metric, config.APIExternal, namespace)
+	q, err := p.QueryFor(Request{API: config.APIExternal, Metric: info.Metric, Namespace: namespace, MetricSelector: metricSelector})
 	if err != nil {
 		return nil, err
 	}
-	if metricSelector == nil {
-		metricSelector = labels.Everything()
+	if q.Metric.Source == config.SourceKafka {
+		return p.kafkaExternal(ctx, q)
 	}
-	switch m.Source {
-	case config.SourceKafka:
-		return p.kafkaExternal(ctx, cat, m, namespace, metricSelector)
-	default:
-		return p.prometheusExternal(ctx, cat, m, namespace, metricSelector)
-	}
+	return p.prometheusExternal(ctx, q)
 }
 
 // ListAllExternalMetrics lists the entries served on the external API.
@@ -68,40 +60,24 @@ func (p *Provider) ListAllExternalMetrics() []cmprovider.ExternalMetricInfo {
 	return infos
 }
 
-// prometheusExternal answers a Prometheus entry on the external API. A
-// namespaced entry reads the caller's namespace, or those its namespace
-// selector key names when the entry allow-lists them; a namespaced: false
-// entry reads data no namespace owns, without a namespace matcher (lookup
-// has already checked that the entry lists the caller in
-// callerNamespaces), and the namespace key is an ordinary selector key
-// there.
-func (p *Provider) prometheusExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
-	what := fmt.Sprintf("external metric %q (not namespaced) for namespace %q", m.Name, namespace)
-	var namespaces []string
-	if m.IsNamespaced() {
-		rest, reqs := withoutKeys(sel, namespaceKey)
-		var err error
-		if namespaces, err = allowedNamespaces(m, namespace, reqs); err != nil {
-			return nil, err
-		}
-		sel = rest
-		what = fmt.Sprintf("external metric %q in namespace %q", m.Name, strings.Join(namespaces, ","))
-	}
-	samples, err := p.queryPrometheus(ctx, namespace, what, cat, m, Target{API: config.APIExternal}, namespaces, sel)
+// prometheusExternal answers a Prometheus entry on the external API: one
+// value per series of the query.
+func (p *Provider) prometheusExternal(ctx context.Context, q *SourceQuery) (*external_metrics.ExternalMetricValueList, error) {
+	samples, err := p.prometheusSamples(ctx, q)
 	if err != nil {
 		return nil, err
 	}
 	list := &external_metrics.ExternalMetricValueList{Items: make([]external_metrics.ExternalMetricValue, 0, len(samples))}
 	for _, s := range samples {
-		q, err := quantity(what, s.Value)
+		v, err := quantity(q.What, s.Value)
 		if err != nil {
 			return nil, err
 		}
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{
-			MetricName:   m.Name,
+			MetricName:   q.Metric.Name,
 			MetricLabels: s.Labels,
 			Timestamp:    metav1.NewTime(s.Timestamp),
-			Value:        q,
+			Value:        v,
 		})
 	}
 	return list, nil
@@ -139,38 +115,21 @@ func describeAllowed(own string, extra []string) string {
 	return fmt.Sprintf("the caller's own namespace and %v", extra)
 }
 
-func (p *Provider) kafkaExternal(ctx context.Context, cat *config.Catalog, m *config.Metric, namespace string, sel labels.Selector) (*external_metrics.ExternalMetricValueList, error) {
-	what := fmt.Sprintf("external metric %q in namespace %q", m.Name, namespace)
-	if p.Kafka == nil || len(cat.Kafka.Clusters) == 0 {
-		return nil, apierrors.NewServiceUnavailable(what + ": no Kafka cluster is configured; declare one under kafka.clusters in the catalog")
-	}
-	names := make([]string, 0, len(cat.Kafka.Clusters))
-	for _, c := range cat.Kafka.Clusters {
-		names = append(names, c.Name)
-	}
-	q, err := kafka.QueryFromSelector(m, names, sel)
-	if err != nil {
-		return nil, apiError(config.SourceKafka, what, err)
-	}
-	// A group the namespace may not read is answered exactly like a group
-	// that does not exist, without asking Kafka.
-	if !cat.MayReadGroup(m, namespace, q.Group) {
-		return nil, kafkaNotFound(m, namespace, kafka.GroupNotFound(q.Cluster, q.Group))
-	}
-	q.AllowedTopics = m.Kafka.AllowedTopicsFor(namespace)
-	what = fmt.Sprintf("%s for group %q on cluster %q", what, q.Group, q.Cluster)
-	key := Key{Namespace: namespace, Source: string(config.SourceKafka), Query: m.Name + "\x00" + q.Key()}
-	v, err := p.Cache.Get(ctx, key, p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
+// kafkaExternal answers a Kafka entry from the cache (see kafkaQuery for
+// which groups and topics a namespace may read).
+func (p *Provider) kafkaExternal(ctx context.Context, sq *SourceQuery) (*external_metrics.ExternalMetricValueList, error) {
+	m, q, namespace := sq.Metric, sq.Kafka, sq.Key.Namespace
+	v, err := p.Cache.Get(ctx, sq.Key, p.fetch(config.SourceKafka, func(ctx context.Context) (any, error) {
 		return p.Kafka.Evaluate(ctx, q)
 	}))
 	if errors.Is(err, kafka.ErrUnknownGroup) || errors.Is(err, kafka.ErrUnknownTopic) {
 		return nil, kafkaNotFound(m, namespace, err)
 	}
 	if err != nil {
-		return nil, apiError(config.SourceKafka, what, err)
+		return nil, apiError(config.SourceKafka, sq.What, err)
 	}
 	r := v.(kafka.Result)
-	value, err := quantity(what, r.Value)
+	value, err := quantity(sq.What, r.Value)
 	if err != nil {
 		return nil, err
 	}

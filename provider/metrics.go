@@ -37,10 +37,12 @@ const (
 	// LimitDiscoveredMetrics: a discovery pass found more metric names
 	// than --max-discovered-metrics, counted once per pass.
 	LimitDiscoveredMetrics = "discovered_metrics"
+	// LimitExplanations: an explanation found every explanation slot busy.
+	LimitExplanations = "explanations"
 )
 
 var limits = []string{LimitCacheKeys, LimitCacheKeysPerNamespace, LimitConcurrentFetches, LimitRefreshesPerInterval,
-	LimitSelectorLength, LimitSelectorValues, LimitMaxRange, LimitDiscoveredMetrics}
+	LimitSelectorLength, LimitSelectorValues, LimitMaxRange, LimitDiscoveredMetrics, LimitExplanations}
 
 // unknownMetric is the metric label of requests for a name the catalog
 // does not have, so what callers type cannot grow the label set.
@@ -121,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		limitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_limit_hits_total",
-			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range, discovered_metrics.",
+			Help: "Requests or refreshes a limit refused, by limit: cache_keys, cache_keys_per_namespace, concurrent_fetches, refreshes_per_interval, selector_length, selector_values, max_range, discovered_metrics, explanations.",
 		}, []string{"limit"}),
 		discoveryRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hpa_signals_discovery_runs_total",

@@ -139,6 +139,7 @@ func serve(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)
 	}
+	provider.InstallExplain(server.GenericAPIServer, p)
 	checks := []healthz.HealthChecker{healthz.NamedCheck("pod-watch-cache", func(*http.Request) error {
 		if !pods.HasSynced() {
 			return errors.New("the pod watch cache has not synced yet")

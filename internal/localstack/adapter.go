@@ -32,6 +32,7 @@ var APIServices = []string{
 	"v1beta1.custom.metrics.k8s.io",
 	"v1beta2.custom.metrics.k8s.io",
 	"v1beta1.external.metrics.k8s.io",
+	"v1alpha1.explain.hpa-signals.io",
 }
 
 // AdapterRefreshInterval and AdapterMaxCacheKeysPerNamespace are two of
@@ -314,7 +315,7 @@ func (a *adapterRunner) start(ctx context.Context) error {
 		}
 	}
 	// Available=True precedes the proxy's own view of it by a moment.
-	for _, gv := range []string{"custom.metrics.k8s.io/v1beta1", "custom.metrics.k8s.io/v1beta2", "external.metrics.k8s.io/v1beta1"} {
+	for _, gv := range []string{"custom.metrics.k8s.io/v1beta1", "custom.metrics.k8s.io/v1beta2", "external.metrics.k8s.io/v1beta1", "explain.hpa-signals.io/v1alpha1"} {
 		err := cluster.WaitFor(ctx, "discovery of "+gv+" through the aggregator", s.opts.ReadyTimeout, func(ctx context.Context) (bool, error) {
 			_, err := s.cluster.Client().Discovery().RESTClient().Get().AbsPath("/apis/" + gv).DoRaw(ctx)
 			return err == nil, err

@@ -37,6 +37,13 @@ import (
 //	--brokers=<the kfake brokers>   (consumer mode)
 const SampleAppImage = "hpa-signals-sample-app"
 
+// RelabeledScrapeAnnotation on a pod, with any value, makes Prometheus
+// scrape its process through a job that labels its series
+// kubernetes_namespace and kubernetes_pod_name instead of namespace and
+// pod, as many installations' relabelling does (see
+// promserver.Options.RelabeledFileSD).
+const RelabeledScrapeAnnotation = "localstack.hpa-signals.io/relabeled-scrape"
+
 // PodProcess is a local process standing in for a Running, Ready pod.
 type PodProcess struct {
 	// Namespace and Pod name the pod.
@@ -48,6 +55,9 @@ type PodProcess struct {
 	Service string
 	// Mode is "server" or "consumer".
 	Mode string
+	// Relabeled reports whether Prometheus scrapes it through the
+	// relabelling job (RelabeledScrapeAnnotation).
+	Relabeled bool
 	// Addr is the process' HTTP address, 127.0.0.1:<port>.
 	Addr string
 	// PID of the process.
@@ -148,6 +158,7 @@ func (r *podRunner) run(pod *corev1.Pod, c *corev1.Container) error {
 		Mode:       "server",
 		Addr:       "127.0.0.1:" + strconv.Itoa(port),
 	}
+	_, pp.Relabeled = pod.Annotations[RelabeledScrapeAnnotation]
 	args := append([]string(nil), c.Args...)
 	for _, a := range args {
 		if a == "--mode=consumer" {
@@ -237,10 +248,10 @@ func (r *podRunner) remove(key, why string) {
 	}()
 }
 
-// writeTargetsLocked rewrites the file_sd file from the ready processes.
+// writeTargetsLocked rewrites the file_sd files from the ready processes.
 // r.mu must be held.
 func (r *podRunner) writeTargetsLocked() error {
-	var targets []promserver.ScrapeTarget
+	var targets, relabeled []promserver.ScrapeTarget
 	for _, pp := range r.procs {
 		if !pp.ready {
 			continue
@@ -252,9 +263,17 @@ func (r *podRunner) writeTargetsLocked() error {
 		if pp.Deployment != "" {
 			l["deployment"] = pp.Deployment
 		}
-		targets = append(targets, promserver.ScrapeTarget{Address: pp.Addr, Labels: l})
+		t := promserver.ScrapeTarget{Address: pp.Addr, Labels: l}
+		if pp.Relabeled {
+			relabeled = append(relabeled, t)
+		} else {
+			targets = append(targets, t)
+		}
 	}
-	return promserver.WriteFileSD(r.s.fileSD, targets)
+	if err := promserver.WriteFileSD(r.s.fileSD, targets); err != nil {
+		return err
+	}
+	return promserver.WriteFileSD(r.s.relabelSD, relabeled)
 }
 
 // endpoints are the base URLs (http://127.0.0.1:<port>) of the ready

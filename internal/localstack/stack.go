@@ -58,9 +58,10 @@ type Options struct {
 	// sample-app are built from and manifests/ is read. If empty, found by
 	// walking up from the working directory.
 	RepoRoot string
-	// AdapterBinary and SampleAppBinary are prebuilt binaries. If empty,
-	// they are built from RepoRoot into <WorkDir>/bin.
-	AdapterBinary, SampleAppBinary string
+	// AdapterBinary, SampleAppBinary and PluginBinary (the kubectl
+	// plugin, kubectl-hpa_signals) are prebuilt binaries. If empty, they
+	// are built from RepoRoot into <WorkDir>/bin.
+	AdapterBinary, SampleAppBinary, PluginBinary string
 	// AdapterArgs are appended to the adapter's flags (a repeated flag
 	// overrides the stack's value).
 	AdapterArgs []string
@@ -117,15 +118,16 @@ type Stack struct {
 	cluster    cluster.Cluster
 	ownCluster *cluster.Local // set when Start started the cluster
 
-	prom   *promserver.Instance
-	fileSD string
-	kafka  *kfake.Cluster
+	prom      *promserver.Instance
+	fileSD    string
+	relabelSD string // targets of pods annotated RelabeledScrapeAnnotation
+	kafka     *kfake.Cluster
 
-	adapterBin, sampleAppBin string
-	adapter                  *adapterRunner
-	pods                     *podRunner
-	loads                    *loadGenerator
-	producer                 *producer
+	adapterBin, sampleAppBin, pluginBin string
+	adapter                             *adapterRunner
+	pods                                *podRunner
+	loads                               *loadGenerator
+	producer                            *producer
 
 	stopOnce sync.Once
 	stopErr  error
@@ -185,6 +187,11 @@ func (s *Stack) start(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error {
+		bin, err := s.binary(gctx, s.opts.PluginBinary, "kubectl-hpa_signals", "./cmd/kubectl-hpa_signals")
+		s.pluginBin = bin
+		return err
+	})
+	g.Go(func() error {
 		k, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(s.opts.KafkaPartitions, s.opts.KafkaTopic))
 		if err != nil {
 			return fmt.Errorf("start Kafka (kfake): %w", err)
@@ -220,14 +227,17 @@ func (s *Stack) startPrometheus() error {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
 	s.fileSD = filepath.Join(dir, "targets.json")
-	if err := promserver.WriteFileSD(s.fileSD, nil); err != nil {
-		return fmt.Errorf("start Prometheus: %w", err)
+	s.relabelSD = filepath.Join(dir, "targets-relabeled.json")
+	for _, f := range []string{s.fileSD, s.relabelSD} {
+		if err := promserver.WriteFileSD(f, nil); err != nil {
+			return fmt.Errorf("start Prometheus: %w", err)
+		}
 	}
 	logFile, err := os.OpenFile(filepath.Join(s.logsDir, "prometheus.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("start Prometheus: %w", err)
 	}
-	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, Log: logFile})
+	p, err := promserver.Launch(promserver.Options{Dir: dir, FileSD: s.fileSD, RelabeledFileSD: s.relabelSD, Log: logFile})
 	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("start Prometheus: %w", err)
@@ -295,6 +305,10 @@ func (s *Stack) LogsDir() string { return s.logsDir }
 
 // ClusterLogsDir holds the cluster's logs.
 func (s *Stack) ClusterLogsDir() string { return s.cluster.LogsDir() }
+
+// PluginBinary is the kubectl plugin built for the stack
+// (kubectl-hpa_signals): on $PATH, kubectl hpa-signals runs it.
+func (s *Stack) PluginBinary() string { return s.pluginBin }
 
 // RepoRoot is the root of the hpa-signals module the stack runs.
 func (s *Stack) RepoRoot() string { return s.opts.RepoRoot }

@@ -5,7 +5,7 @@
 # Makes a private CA (used for nothing else) and a serving certificate for
 # <service>.<namespace>.svc signed by it, then either
 #   - (default) creates/updates the Secret hpa-signals-serving-cert with
-#     kubectl and patches the CA into the caBundle of the three APIServices
+#     kubectl and patches the CA into the caBundle of the four APIServices
 #     (apply the base first: kubectl apply -k manifests/), or
 #   - (--overlay DIR) writes a kustomize overlay in DIR: the base, the Secret
 #     (secretGenerator) and caBundle patches, to apply with kubectl apply -k DIR
@@ -25,7 +25,7 @@ ca_days=3650
 dir=
 overlay=
 kubectl=${KUBECTL:-kubectl}
-apiservices=(v1beta1.custom.metrics.k8s.io v1beta2.custom.metrics.k8s.io v1beta1.external.metrics.k8s.io)
+apiservices=(v1beta1.custom.metrics.k8s.io v1beta2.custom.metrics.k8s.io v1beta1.external.metrics.k8s.io v1alpha1.explain.hpa-signals.io)
 
 usage() {
 	cat <<EOF

@@ -37,8 +37,9 @@ func (p Pods) PodNames(namespace string, selector labels.Selector) ([]string, er
 }
 
 // NewServer serves p on the custom and external metrics APIs through the
-// custom-metrics-apiserver handler chain, with the selector check the
-// adapter installs, without authentication or authorization. The server
+// custom-metrics-apiserver handler chain, with the selector check and the
+// explain API the adapter installs, without authentication or
+// authorization. The server
 // is closed when the test ends.
 func NewServer(t testing.TB, p *provider.Provider) *httptest.Server {
 	t.Helper()
@@ -51,6 +52,7 @@ func NewServer(t testing.TB, p *provider.Provider) *httptest.Server {
 	if err != nil {
 		t.Fatalf("create the metrics API server: %v", err)
 	}
+	provider.InstallExplain(s.GenericAPIServer, p)
 	srv := httptest.NewServer(s.GenericAPIServer.Handler)
 	t.Cleanup(srv.Close)
 	return srv

@@ -155,21 +155,11 @@ func (c *cluster) partialRead(op, api string, perr []partitionError, m *metrics)
 // groupExists asks the coordinator whether group is known (DescribeGroups).
 // Used only when the group has no committed offsets at all.
 func (c *cluster) groupExists(ctx context.Context, group string) (bool, error) {
-	res, err := c.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
+	state, _, err := c.groupState(ctx, group)
 	if err != nil {
-		return false, c.wrap(fmt.Sprintf("describe group %q", group), err)
+		return false, err
 	}
-	if len(res.Groups) != 1 {
-		return false, c.wrap(fmt.Sprintf("describe group %q", group), fmt.Errorf("%d groups in the response, want 1", len(res.Groups)))
-	}
-	g := res.Groups[0]
-	switch {
-	case errors.Is(g.Error, kafkago.GroupIdNotFound):
-		return false, nil
-	case g.Error != nil:
-		return false, c.wrap(fmt.Sprintf("describe group %q", group), g.Error)
-	}
-	return g.GroupState != "Dead" && g.GroupState != "", nil
+	return state != "Dead" && state != "", nil
 }
 
 // metadata returns the cached metadata of topics (no broker request unless

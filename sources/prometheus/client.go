@@ -28,7 +28,8 @@ var ErrNoData = errors.New("no data")
 type Sample struct {
 	// Labels are the series' labels; empty for a scalar result.
 	Labels map[string]string
-	// Value is finite: NaN and ±Inf samples are dropped.
+	// Value is finite in Query's answers, which drop NaN and ±Inf
+	// samples; QueryAll keeps them.
 	Value float64
 	// Timestamp is the sample's evaluation time as reported by Prometheus.
 	Timestamp time.Time
@@ -68,6 +69,22 @@ func NewClient(o *Options) (*Client, error) {
 // unreachable). Errors do not repeat the Prometheus URL: they may reach API
 // callers, who have no business knowing the address.
 func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
+	value, err := c.query(ctx, promql)
+	if err != nil {
+		return nil, err
+	}
+	samples, err := toSamples(value)
+	if err != nil {
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
+	}
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("%w for %s", ErrNoData, promql)
+	}
+	return samples, nil
+}
+
+// query runs promql as an instant query; its errors are Query's.
+func (c *Client) query(ctx context.Context, promql string) (model.Value, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	// The zero time lets Prometheus evaluate at its own clock, so a skewed
@@ -78,20 +95,18 @@ func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
 		klog.V(2).InfoS("Prometheus returned warnings", "query", promql, "warnings", warnings, "infos", infos)
 	}
 	if err != nil {
-		err = withoutURL(err)
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w (%w)", err, ctxErr)
-		}
-		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, withContext(ctx, withoutURL(err)))
 	}
-	samples, err := toSamples(value)
-	if err != nil {
-		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
+	return value, nil
+}
+
+// withContext adds the context's error to err when the context ended and
+// err does not say so already.
+func withContext(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("%w (%w)", err, ctxErr)
 	}
-	if len(samples) == 0 {
-		return nil, fmt.Errorf("%w for %s", ErrNoData, promql)
-	}
-	return samples, nil
+	return err
 }
 
 // LabelValues returns the values of label among the series that match any
@@ -147,27 +162,34 @@ func withoutURL(err error) error {
 
 // toSamples converts a vector or scalar result, dropping non-finite values.
 func toSamples(value model.Value) ([]Sample, error) {
+	all, err := allSamples(value)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, s := range all {
+		if finite(s.Value) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// allSamples converts a vector or scalar result, non-finite values too.
+func allSamples(value model.Value) ([]Sample, error) {
 	switch v := value.(type) {
 	case model.Vector:
 		out := make([]Sample, 0, len(v))
 		for _, s := range v {
-			f := float64(s.Value)
-			if !finite(f) {
-				continue
-			}
 			ls := make(map[string]string, len(s.Metric))
 			for k, val := range s.Metric {
 				ls[string(k)] = string(val)
 			}
-			out = append(out, Sample{Labels: ls, Value: f, Timestamp: s.Timestamp.Time()})
+			out = append(out, Sample{Labels: ls, Value: float64(s.Value), Timestamp: s.Timestamp.Time()})
 		}
 		return out, nil
 	case *model.Scalar:
-		f := float64(v.Value)
-		if !finite(f) {
-			return nil, nil
-		}
-		return []Sample{{Labels: map[string]string{}, Value: f, Timestamp: v.Timestamp.Time()}}, nil
+		return []Sample{{Labels: map[string]string{}, Value: float64(v.Value), Timestamp: v.Timestamp.Time()}}, nil
 	case nil:
 		return nil, errors.New("empty result")
 	default:

@@ -79,6 +79,7 @@ func TestScenarios(t *testing.T) {
 	t.Run("Scope", func(t *testing.T) { scopeScenario(ctx, t, e) })
 	t.Run("KeyCap", func(t *testing.T) { keyCapScenario(ctx, t, e) })
 	t.Run("PrometheusAdapterRules", func(t *testing.T) { prometheusAdapterScenario(ctx, t, e, root) })
+	t.Run("Explain", func(t *testing.T) { explainScenario(ctx, t, e) })
 	t.Run("Lifecycle", func(t *testing.T) { lifecycleScenario(ctx, t, e) })
 }
 

@@ -57,6 +57,11 @@ type Options struct {
 	// come and go without a reload; write it with WriteFileSD. A missing
 	// file means no targets.
 	FileSD string
+	// RelabeledFileSD, if set, adds job "file_sd_relabeled", like FileSD,
+	// whose relabel_configs rename the targets' namespace and pod labels
+	// to kubernetes_namespace and kubernetes_pod_name, as Prometheus'
+	// Kubernetes scrape configs of old (and many Helm charts) label them.
+	RelabeledFileSD string
 	// Log, if set, receives Prometheus' output too (it is always kept in
 	// memory for Instance.Log).
 	Log io.Writer
@@ -69,12 +74,13 @@ type Options struct {
 // usable without a *testing.T (see Server for tests). It keeps its port and
 // data directory across Stop and Start. Methods are safe for concurrent use.
 type Instance struct {
-	binary  string
-	dataDir string
-	cfgFile string
-	fileSD  string
-	logOut  io.Writer
-	extra   []string // flags beyond the defaults
+	binary    string
+	dataDir   string
+	cfgFile   string
+	fileSD    string
+	relabelSD string
+	logOut    io.Writer
+	extra     []string // flags beyond the defaults
 
 	mu      sync.Mutex
 	addr    string // 127.0.0.1:port, fixed after the first start
@@ -103,13 +109,14 @@ func Launch(opts Options) (*Instance, error) {
 		return nil, errors.New("promserver: Options.Dir is required")
 	}
 	p := &Instance{
-		binary:  bin,
-		dataDir: filepath.Join(opts.Dir, "data"),
-		cfgFile: filepath.Join(opts.Dir, "prometheus.yml"),
-		fileSD:  opts.FileSD,
-		logOut:  opts.Log,
-		log:     &syncBuffer{},
-		targets: opts.Targets,
+		binary:    bin,
+		dataDir:   filepath.Join(opts.Dir, "data"),
+		cfgFile:   filepath.Join(opts.Dir, "prometheus.yml"),
+		fileSD:    opts.FileSD,
+		relabelSD: opts.RelabeledFileSD,
+		logOut:    opts.Log,
+		log:       &syncBuffer{},
+		targets:   opts.Targets,
 	}
 	if opts.RemoteWrite {
 		p.extra = append(p.extra, "--web.enable-remote-write-receiver")
@@ -319,6 +326,21 @@ func (p *Instance) writeConfig() error {
 				"files":            []string{p.fileSD},
 				"refresh_interval": "1s",
 			}},
+		})
+	}
+	if p.relabelSD != "" {
+		jobs = append(jobs, map[string]any{
+			"job_name":     "file_sd_relabeled",
+			"honor_labels": false,
+			"file_sd_configs": []any{map[string]any{
+				"files":            []string{p.relabelSD},
+				"refresh_interval": "1s",
+			}},
+			"relabel_configs": []any{
+				map[string]any{"source_labels": []string{"namespace"}, "target_label": "kubernetes_namespace"},
+				map[string]any{"source_labels": []string{"pod"}, "target_label": "kubernetes_pod_name"},
+				map[string]any{"regex": "namespace|pod", "action": "labeldrop"},
+			},
 		})
 	}
 	cfg := map[string]any{

@@ -89,7 +89,7 @@ func (e *Env) waitAdapter(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, gv := range []string{"custom.metrics.k8s.io/v1beta1", "custom.metrics.k8s.io/v1beta2", "external.metrics.k8s.io/v1beta1"} {
+	for _, gv := range []string{"custom.metrics.k8s.io/v1beta1", "custom.metrics.k8s.io/v1beta2", "external.metrics.k8s.io/v1beta1", "explain.hpa-signals.io/v1alpha1"} {
 		err := cluster.WaitFor(ctx, "discovery of "+gv+" through the aggregator", timeout, func(ctx context.Context) (bool, error) {
 			_, err := k.Client().Discovery().RESTClient().Get().AbsPath("/apis/" + gv).DoRaw(ctx)
 			return err == nil, err

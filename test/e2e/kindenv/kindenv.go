@@ -54,6 +54,7 @@ var apiServices = []string{
 	"v1beta1.custom.metrics.k8s.io",
 	"v1beta2.custom.metrics.k8s.io",
 	"v1beta1.external.metrics.k8s.io",
+	"v1alpha1.explain.hpa-signals.io",
 }
 
 // Options configure Start. The zero value creates the cluster
@@ -134,7 +135,7 @@ var _ env.Env = (*Env)(nil)
 
 // Start starts (or, with opts.Reuse, reuses) the kind cluster, loads the
 // images, installs Prometheus, Kafka and the adapter, and returns once the
-// three APIServices are Available and answer through the aggregator,
+// APIServices are Available and answer through the aggregator,
 // Prometheus and Kafka are ready and topic "demo.orders" exists. On error what
 // was started is stopped (a created cluster deleted unless opts.Keep,
 // after its logs are exported) and the error names the kept logs.

@@ -126,8 +126,8 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 		|| { echo "could not install$$missing with apt-get; install them and run make again (kubectl: https://kubernetes.io/docs/tasks/tools/)"; exit 1; }; fi
-	@prometheus --version 2>&1 | head -1
-	@kubectl version --client 2>/dev/null | head -1
+	@prometheus --version 2>&1 | sed -n 1p
+	@kubectl version --client 2>/dev/null | sed -n 1p
 
 clean:
 	rm -rf bin bench.out

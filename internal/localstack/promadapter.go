@@ -45,8 +45,8 @@ func CacheDir() (string, error) {
 // wrapper module written at run time (a go.mod and nothing else) that
 // requires the release, so its dependencies resolve as its own go.mod
 // says, with the local toolchain, and the binary lands in the cache. A
-// cold build takes about 3 minutes on 2 cores; the go command's output
-// goes to progress (os.Stderr when nil).
+// cold build takes minutes (it compiles Kubernetes libraries); the go
+// command's output goes to progress (os.Stderr when nil).
 func EnsurePrometheusAdapter(ctx context.Context, version string, progress io.Writer) (string, error) {
 	if progress == nil {
 		progress = os.Stderr

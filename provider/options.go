@@ -31,8 +31,8 @@ const fetchTimeoutMargin = time.Second
 
 // CacheOptions tune the cache. Create them with NewCacheOptions; in a
 // CacheOptions written by hand, the zero value of a limit, of
-// EvictAfterIdle or of RetryAfterFailure means its default, and a nil NoData means no error is "no
-// data".
+// EvictAfterIdle or of RetryAfterFailure means its default, and a nil
+// NoData means no error is "no data".
 type CacheOptions struct {
 	// RefreshInterval is how often a key that is being read is fetched again
 	// in the background. Keep it below the HPA sync period (15s by default)

@@ -46,7 +46,8 @@ type CacheOptions struct {
 	// key that has no value to serve, before the next read asks the source
 	// again; also the first wait of a failing key's background refreshes,
 	// which doubles with each failure up to RefreshInterval. Zero means
-	// DefaultRetryAfterFailure.
+	// DefaultRetryAfterFailure; more than RefreshInterval means
+	// RefreshInterval.
 	RetryAfterFailure time.Duration
 	// KeepAlive is how long a key stays cached and refreshed after its last
 	// read. Keys nobody reads for this long are dropped.
@@ -100,7 +101,7 @@ func (o *CacheOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.StaleAfter, "max-staleness", o.StaleAfter,
 		"Oldest value served while refreshes fail; past it requests fail and HPAs hold their replica count.")
 	fs.DurationVar(&o.RetryAfterFailure, "retry-after-failure", o.RetryAfterFailure,
-		"How long a failed source query answers the reads that have no value to serve before the next read asks the source again; background refreshes of a failing value start retrying after it, doubling the wait up to --refresh-interval.")
+		"How long a failed source query answers the reads that have no value to serve before the next read asks the source again; background refreshes of a failing value start retrying after it, doubling the wait up to --refresh-interval. At most --refresh-interval.")
 	fs.DurationVar(&o.KeepAlive, "keep-alive", o.KeepAlive,
 		"How long a value keeps being refreshed after it was last read.")
 	fs.IntVar(&o.MaxKeys, "max-cache-keys", o.MaxKeys, fmt.Sprintf(
@@ -127,9 +128,6 @@ func (o *CacheOptions) Validate() []error {
 	}
 	if o.RefreshInterval > 0 && o.StaleAfter > 0 && o.StaleAfter <= o.RefreshInterval {
 		errs = append(errs, fmt.Errorf("--max-staleness (%s) must be longer than --refresh-interval (%s), or every value goes stale before its refresh; raise --max-staleness to at least %s", o.StaleAfter, o.RefreshInterval, 3*o.RefreshInterval))
-	}
-	if o.RefreshInterval > 0 && o.RetryAfterFailure > o.RefreshInterval {
-		errs = append(errs, fmt.Errorf("--retry-after-failure (%s) must not be longer than --refresh-interval (%s): a failing source would be asked less often than a healthy one; lower --retry-after-failure", o.RetryAfterFailure, o.RefreshInterval))
 	}
 	if o.RefreshInterval > 0 && o.KeepAlive > 0 && o.KeepAlive <= o.RefreshInterval {
 		errs = append(errs, fmt.Errorf("--keep-alive (%s) must be longer than --refresh-interval (%s), or values expire before they are refreshed", o.KeepAlive, o.RefreshInterval))
@@ -176,9 +174,10 @@ func (o CacheOptions) withDefaults() CacheOptions {
 	}
 	if o.RetryAfterFailure <= 0 {
 		o.RetryAfterFailure = DefaultRetryAfterFailure
-		if o.RefreshInterval > 0 {
-			o.RetryAfterFailure = min(o.RetryAfterFailure, o.RefreshInterval)
-		}
+	}
+	if o.RefreshInterval > 0 {
+		// A failing source is never asked less often than a healthy one.
+		o.RetryAfterFailure = min(o.RetryAfterFailure, o.RefreshInterval)
 	}
 	if o.NoData == nil {
 		o.NoData = func(error) bool { return false }

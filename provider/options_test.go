@@ -38,7 +38,9 @@ func TestOptionsFlags(t *testing.T) {
 			check: func(c *CacheOptions, _ *SelectorLimits) bool { return c.RetryAfterFailure == 3*time.Second }},
 		{name: "zero retry after failure", args: []string{"--retry-after-failure=0"}, want: []string{"--retry-after-failure must be positive, got 0s"}},
 		{name: "refresh below the default retry after failure", args: []string{"--refresh-interval=500ms"},
-			check: func(c *CacheOptions, _ *SelectorLimits) bool { return c.withDefaults().RetryAfterFailure == 500*time.Millisecond }},
+			check: func(c *CacheOptions, _ *SelectorLimits) bool {
+				return c.withDefaults().RetryAfterFailure == 500*time.Millisecond
+			}},
 		{name: "zero limits", args: []string{"--max-cache-keys=0", "--max-concurrent-fetches=-1", "--max-refreshes-per-interval=0", "--max-selector-length=0", "--max-selector-values=0"},
 			want: []string{"--max-cache-keys must be at least 1, got 0", "--max-concurrent-fetches must be at least 1, got -1",
 				"--max-refreshes-per-interval must be at least 1, got 0", "--max-selector-length must be at least 1, got 0", "--max-selector-values must be at least 1, got 0"}},

@@ -70,9 +70,12 @@ var errStopped = errors.New("refresh pass stopped")
 // An answer is a value, or an error that CacheOptions.NoData classifies as
 // "no data": both are served until StaleAfter past their fetch, and a new
 // answer of either kind replaces the old one. Any other fetch error is a
-// failure: the last answer is still served until StaleAfter, and the
-// failure is remembered for one RefreshInterval, so a failing source is not
-// asked again by every reader.
+// failure: the last answer is still served until StaleAfter. A read that
+// has no answer to serve gets the failure for RetryAfterFailure, so a
+// failing source is not asked again by every reader; the first such read
+// after it fetches again, so a source that is back serves the next read.
+// Background refreshes of a failing key retry after RetryAfterFailure,
+// doubling the wait with each failure up to RefreshInterval.
 //
 // The first read of a key fetches in the foreground; concurrent reads of the
 // same missing key share that one fetch. Keys, fetches and refreshes are
@@ -113,6 +116,7 @@ type cacheEntry struct {
 	answeredAt time.Time // time of the last answer; zero if none
 
 	err       error     // last fetch failure, cleared by an answer
+	failures  int       // consecutive failed fetches, reset by an answer
 	attempted time.Time // last fetch attempt, answered or not
 
 	lastRead time.Time
@@ -154,8 +158,8 @@ func NewCache(opts CacheOptions, clk clock.WithTickerAndDelayedExecution, m *Met
 
 // Get returns the answer cached under k: a value, or the "no data" error.
 // It fetches with fetch when there is no answer or it is older than
-// StaleAfter, unless a fetch failed within the last RefreshInterval: then
-// it returns that failure. fetch is kept with a new key for its background
+// StaleAfter, unless a fetch failed within the last RetryAfterFailure:
+// then it returns that failure. fetch is kept with a new key for its background
 // refreshes.
 //
 // A new key is charged to k.Namespace. If the namespace or the cache is
@@ -183,9 +187,10 @@ func (c *Cache) Get(ctx context.Context, k Key, fetch Fetch) (any, error) {
 		c.metrics.cacheHit(now.Sub(answeredAt))
 		return value, noData
 	}
-	if lastErr != nil && now.Sub(attempted) < c.opts.RefreshInterval {
+	if lastErr != nil && now.Sub(attempted) < c.opts.RetryAfterFailure {
 		// The source failed moments ago: answer with that failure instead of
-		// piling another request onto it. The background refresh retries.
+		// piling another request onto it. Past RetryAfterFailure the next
+		// read retries (one fetch for all concurrent readers).
 		c.metrics.cacheErrorHit()
 		return nil, lastErr
 	}
@@ -305,11 +310,12 @@ func (c *Cache) fetch(ctx context.Context, k Key, seen uint64, background bool) 
 		e.fetches++
 		switch {
 		case err == nil:
-			e.value, e.noData, e.answeredAt, e.err = v, nil, now, nil
+			e.value, e.noData, e.answeredAt, e.err, e.failures = v, nil, now, nil, 0
 		case c.opts.NoData(err):
-			e.value, e.noData, e.answeredAt, e.err = nil, err, now, nil
+			e.value, e.noData, e.answeredAt, e.err, e.failures = nil, err, now, nil, 0
 		default:
 			e.err = err
+			e.failures++
 		}
 		return v, err
 	})
@@ -388,7 +394,9 @@ func (c *Cache) Run(ctx context.Context) {
 
 // RefreshDue runs one pass of the background loop: it drops the keys not
 // read within KeepAlive and refetches the keys whose last fetch attempt is
-// at least RefreshInterval old and that are not being fetched already, most
+// at least RefreshInterval old (for a failing key: RetryAfterFailure,
+// doubled for each further consecutive failure, at most RefreshInterval)
+// and that are not being fetched already, most
 // recently read first, as far as the
 // MaxRefreshesPerInterval budget of the current interval allows; the keys
 // left out stay due for the next pass. Each source's refreshes run at most
@@ -411,7 +419,7 @@ func (c *Cache) RefreshDue(ctx context.Context) {
 			c.removeLocked(e)
 			c.metrics.cacheExpired()
 			c.noteDroppedLocked(e.key, DropExpired, now)
-		case !e.fetching && now.Sub(e.attempted) >= c.opts.RefreshInterval:
+		case !e.fetching && now.Sub(e.attempted) >= c.refreshAfter(e):
 			due = append(due, dueKey{e.key, e.fetches, e.lastRead})
 		}
 	}
@@ -463,6 +471,22 @@ func (c *Cache) RefreshDue(ctx context.Context) {
 		})
 	}
 	wg.Wait()
+}
+
+// refreshAfter is how long after its last fetch attempt entry e is due for
+// a background refresh: RefreshInterval, or for a failing key a backoff
+// from RetryAfterFailure that doubles with each consecutive failure, so a
+// source that comes back is asked again within seconds and a source that
+// stays down is not asked more often than a healthy one for long.
+func (c *Cache) refreshAfter(e *cacheEntry) time.Duration {
+	if e.err == nil {
+		return c.opts.RefreshInterval
+	}
+	wait := c.opts.RetryAfterFailure
+	for i := 1; i < e.failures && wait < c.opts.RefreshInterval; i++ {
+		wait *= 2
+	}
+	return min(wait, c.opts.RefreshInterval)
 }
 
 func (c *Cache) refreshResult(err error) string {

@@ -124,21 +124,123 @@ func TestCacheServesLastValueUntilStaleThenFails(t *testing.T) {
 	mustGet(t, c, src, 8)
 }
 
-func TestCacheRemembersFailureForOneInterval(t *testing.T) {
+// TestCacheRetriesAFailureAfterTheRetryDelay: a failure answers the reads
+// of a key without a value for RetryAfterFailure, without asking the source
+// again; the first read after it asks again, so a source that is back
+// serves it, and concurrent readers then still share one fetch.
+func TestCacheRetriesAFailureAfterTheRetryDelay(t *testing.T) {
 	c, clk := newTestCache()
-	outage := errors.New("timeout")
+	outage := errors.New("connection refused")
 	src := &source{err: outage}
+	// The key's fetch waits for gate, open until the concurrent reads.
+	var gateMu sync.Mutex
+	gate := make(chan struct{})
+	close(gate)
+	fetch := func(ctx context.Context) (any, error) {
+		gateMu.Lock()
+		g := gate
+		gateMu.Unlock()
+		<-g
+		return src.fetch(ctx)
+	}
 	for range 3 {
-		if _, err := c.Get(context.Background(), testKey, src.fetch); !errors.Is(err, outage) {
+		if _, err := c.Get(context.Background(), testKey, fetch); !errors.Is(err, outage) {
 			t.Fatalf("Get = %v, want %v", err, outage)
 		}
 	}
 	if got := src.count(); got != 1 {
-		t.Fatalf("a failing source was asked %d times within one interval, want 1", got)
+		t.Fatalf("a failing source was asked %d times within the retry delay, want 1", got)
 	}
-	src.set(3, nil)
-	clk.Step(10 * time.Second)
-	mustGet(t, c, src, 3)
+
+	src.set(3, nil) // the source is back
+	clk.Step(DefaultRetryAfterFailure - time.Millisecond)
+	if _, err := c.Get(context.Background(), testKey, fetch); !errors.Is(err, outage) {
+		t.Fatalf("Get within the retry delay = %v, want the remembered %v", err, outage)
+	}
+	if got := src.count(); got != 1 {
+		t.Fatalf("a read within the retry delay asked the source: %d calls, want 1", got)
+	}
+
+	// Past the delay: 50 concurrent readers, one fetch, the fresh value.
+	clk.Step(time.Millisecond)
+	release := make(chan struct{})
+	gateMu.Lock()
+	gate = release
+	gateMu.Unlock()
+	var missed, wg sync.WaitGroup
+	missed.Add(50)
+	c.onMiss = func(Key) { missed.Done() }
+	for range 50 {
+		wg.Go(func() {
+			if v, err := c.Get(context.Background(), testKey, fetch); err != nil || v != 3 {
+				t.Errorf("Get after the retry delay = %v, %v; want 3", v, err)
+			}
+		})
+	}
+	missed.Wait()
+	close(release)
+	wg.Wait()
+	if got := src.count(); got != 2 {
+		t.Fatalf("50 concurrent reads after the retry delay made %d fetches in all, want 2 (the failure and one retry)", got)
+	}
+}
+
+// TestCacheRetryAfterFailureOption: the delay is the option's, not a fixed
+// one.
+func TestCacheRetryAfterFailureOption(t *testing.T) {
+	opts := testCacheOptions
+	opts.RetryAfterFailure = 5 * time.Second
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := NewCache(opts, clk, nil)
+	outage := errors.New("timeout")
+	src := &source{err: outage}
+	if _, err := c.Get(context.Background(), testKey, src.fetch); !errors.Is(err, outage) {
+		t.Fatalf("Get = %v, want %v", err, outage)
+	}
+	src.set(4, nil)
+	clk.Step(4 * time.Second)
+	if _, err := c.Get(context.Background(), testKey, src.fetch); !errors.Is(err, outage) {
+		t.Fatalf("Get 4s after the failure = %v, want the remembered failure (retry after 5s)", err)
+	}
+	clk.Step(time.Second)
+	mustGet(t, c, src, 4)
+}
+
+// TestCacheBacksOffRefreshesOfAFailingKey: a failing key that still has a
+// value to serve is refreshed 1s, 2s, 4s, 8s after each failure, then every
+// RefreshInterval (10s), and at the interval again once it answers.
+func TestCacheBacksOffRefreshesOfAFailingKey(t *testing.T) {
+	c, clk := newTestCache()
+	src := &source{value: 1}
+	mustGet(t, c, src, 1)
+	src.set(0, errors.New("connection refused"))
+	clk.Step(testCacheOptions.RefreshInterval)
+	c.RefreshDue(context.Background()) // fails: 1 failure
+
+	// pass steps the clock by d and runs a refresh pass, and reports whether
+	// it asked the source.
+	pass := func(d time.Duration) bool {
+		before := src.count()
+		clk.Step(d)
+		c.RefreshDue(context.Background())
+		return src.count() > before
+	}
+	for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		if pass(wait - time.Millisecond) {
+			t.Fatalf("refreshed a failing key before its %s backoff", wait)
+		}
+		if !pass(time.Millisecond) {
+			t.Fatalf("did not refresh a failing key after its %s backoff", wait)
+		}
+	}
+	src.set(2, nil)
+	if !pass(testCacheOptions.RefreshInterval) {
+		t.Fatal("did not refresh a failing key after a full interval")
+	}
+	if pass(testCacheOptions.RefreshInterval - time.Millisecond) {
+		t.Fatal("a key that answered again is still refreshed on the failure backoff")
+	}
+	mustGet(t, c, src, 2)
 }
 
 func TestCacheExpiresKeysNobodyReads(t *testing.T) {

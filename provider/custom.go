@@ -54,12 +54,19 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("list pods in %q: %w", namespace, err))
 	}
-	byPod := make(map[string]prometheus.Sample, len(samples))
-	for _, s := range samples {
-		byPod[s.Labels[q.ObjectLabel]] = s
-	}
 	sort.Strings(names)
-	list = &custom_metrics.MetricValueList{}
+	// HPAs read the same answer every sync until Prometheus or the pods
+	// change: reuse the list built from the same cached samples for the
+	// same pods.
+	key := answerKey{metric: info.Metric, namespace: namespace, pods: selector.String(), selector: selectorString(metricSelector)}
+	if list := p.memo.answer(key, samples, names); list != nil {
+		return list, nil
+	}
+	byPod := make(map[string]*prometheus.Sample, len(samples))
+	for i := range samples {
+		byPod[samples[i].Labels[q.ObjectLabel]] = &samples[i]
+	}
+	list = &custom_metrics.MetricValueList{Items: make([]custom_metrics.MetricValue, 0, min(len(names), len(samples)))}
 	ident := identifier(info.Metric, metricSelector)
 	for _, name := range names {
 		s, ok := byPod[name]
@@ -75,6 +82,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	if len(list.Items) == 0 {
 		return nil, notFound(fmt.Sprintf("no data for metric %q for any of the %d pods in namespace %q matching %q", info.Metric, len(names), namespace, selector))
 	}
+	p.memo.keepAnswer(q.Catalog, key, samples, names, list)
 	return list, nil
 }
 
@@ -105,9 +113,9 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range samples {
-		if s.Labels[q.ObjectLabel] == name.Name {
-			v, err := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), s)
+	for i := range samples {
+		if samples[i].Labels[q.ObjectLabel] == name.Name {
+			v, err := metricValue(info.GroupResource, name.Namespace, name.Name, identifier(info.Metric, metricSelector), &samples[i])
 			if err != nil {
 				return nil, err
 			}
@@ -155,6 +163,14 @@ func (p *Provider) prometheusSamples(ctx context.Context, q *SourceQuery) ([]pro
 	return v.([]prometheus.Sample), nil
 }
 
+// selectorString is the canonical form of sel, "" for none.
+func selectorString(sel labels.Selector) string {
+	if sel == nil {
+		return ""
+	}
+	return sel.String()
+}
+
 func identifier(metric string, sel labels.Selector) custom_metrics.MetricIdentifier {
 	id := custom_metrics.MetricIdentifier{Name: metric}
 	if sel != nil && !sel.Empty() {
@@ -165,13 +181,14 @@ func identifier(metric string, sel labels.Selector) custom_metrics.MetricIdentif
 	return id
 }
 
-func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s prometheus.Sample) (custom_metrics.MetricValue, error) {
+func metricValue(gr schema.GroupResource, namespace, name string, id custom_metrics.MetricIdentifier, s *prometheus.Sample) (custom_metrics.MetricValue, error) {
 	k, ok := kinds[gr]
 	if !ok {
 		k.kind, k.apiVersion = gr.Resource, gr.Group
 	}
-	q, err := quantity(fmt.Sprintf("metric %q for %s %q in namespace %q", id.Name, gr, name, namespace), s.Value)
-	if err != nil {
+	q, ok := milliQuantity(s.Value)
+	if !ok {
+		_, err := quantity(fmt.Sprintf("metric %q for %s %q in namespace %q", id.Name, gr, name, namespace), s.Value)
 		return custom_metrics.MetricValue{}, err
 	}
 	return custom_metrics.MetricValue{

@@ -14,6 +14,7 @@ import (
 const (
 	DefaultRefreshInterval         = 10 * time.Second
 	DefaultStaleAfter              = time.Minute
+	DefaultRetryAfterFailure       = time.Second
 	DefaultKeepAlive               = 5 * time.Minute
 	DefaultEvictAfterIdle          = 30 * time.Second
 	DefaultMaxKeys                 = 10000
@@ -29,9 +30,9 @@ const (
 const fetchTimeoutMargin = time.Second
 
 // CacheOptions tune the cache. Create them with NewCacheOptions; in a
-// CacheOptions written by hand, the zero value of a limit or of
-// EvictAfterIdle means its default, and a nil NoData means no error is "no
-// data".
+// CacheOptions written by hand, the zero value of a limit, of
+// EvictAfterIdle or of RetryAfterFailure means its default, and a nil
+// NoData means no error is "no data".
 type CacheOptions struct {
 	// RefreshInterval is how often a key that is being read is fetched again
 	// in the background. Keep it below the HPA sync period (15s by default)
@@ -41,6 +42,13 @@ type CacheOptions struct {
 	// for longer than this, reads answer with the refresh error instead of
 	// the old value, so HPAs hold their replica count.
 	StaleAfter time.Duration
+	// RetryAfterFailure is how long a failed fetch answers the reads of a
+	// key that has no value to serve, before the next read asks the source
+	// again; also the first wait of a failing key's background refreshes,
+	// which doubles with each failure up to RefreshInterval. Zero means
+	// DefaultRetryAfterFailure; more than RefreshInterval means
+	// RefreshInterval.
+	RetryAfterFailure time.Duration
 	// KeepAlive is how long a key stays cached and refreshed after its last
 	// read. Keys nobody reads for this long are dropped.
 	KeepAlive time.Duration
@@ -75,6 +83,7 @@ func NewCacheOptions() *CacheOptions {
 	return &CacheOptions{
 		RefreshInterval:         DefaultRefreshInterval,
 		StaleAfter:              DefaultStaleAfter,
+		RetryAfterFailure:       DefaultRetryAfterFailure,
 		KeepAlive:               DefaultKeepAlive,
 		EvictAfterIdle:          DefaultEvictAfterIdle,
 		MaxKeys:                 DefaultMaxKeys,
@@ -91,6 +100,8 @@ func (o *CacheOptions) AddFlags(fs *pflag.FlagSet) {
 		"How often values that HPAs read are refreshed in the background. Keep it below the HPA sync period (15s by default).")
 	fs.DurationVar(&o.StaleAfter, "max-staleness", o.StaleAfter,
 		"Oldest value served while refreshes fail; past it requests fail and HPAs hold their replica count.")
+	fs.DurationVar(&o.RetryAfterFailure, "retry-after-failure", o.RetryAfterFailure,
+		"How long a failed source query answers the reads that have no value to serve before the next read asks the source again; background refreshes of a failing value start retrying after it, doubling the wait up to --refresh-interval. At most --refresh-interval.")
 	fs.DurationVar(&o.KeepAlive, "keep-alive", o.KeepAlive,
 		"How long a value keeps being refreshed after it was last read.")
 	fs.IntVar(&o.MaxKeys, "max-cache-keys", o.MaxKeys, fmt.Sprintf(
@@ -110,7 +121,7 @@ func (o *CacheOptions) Validate() []error {
 	for _, d := range []struct {
 		flag string
 		v    time.Duration
-	}{{"--refresh-interval", o.RefreshInterval}, {"--max-staleness", o.StaleAfter}, {"--keep-alive", o.KeepAlive}} {
+	}{{"--refresh-interval", o.RefreshInterval}, {"--max-staleness", o.StaleAfter}, {"--keep-alive", o.KeepAlive}, {"--retry-after-failure", o.RetryAfterFailure}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive, got %s", d.flag, d.v))
 		}
@@ -160,6 +171,13 @@ func (o CacheOptions) withDefaults() CacheOptions {
 	orDefault(&o.MaxRefreshesPerInterval, DefaultMaxRefreshesPerInterval)
 	if o.EvictAfterIdle <= 0 {
 		o.EvictAfterIdle = DefaultEvictAfterIdle
+	}
+	if o.RetryAfterFailure <= 0 {
+		o.RetryAfterFailure = DefaultRetryAfterFailure
+	}
+	if o.RefreshInterval > 0 {
+		// A failing source is never asked less often than a healthy one.
+		o.RetryAfterFailure = min(o.RetryAfterFailure, o.RefreshInterval)
 	}
 	if o.NoData == nil {
 		o.NoData = func(error) bool { return false }

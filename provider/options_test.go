@@ -18,7 +18,7 @@ func TestOptionsFlags(t *testing.T) {
 		want  []string // one expected error each, by substring; nil means valid
 	}{
 		{name: "defaults", check: func(c *CacheOptions, l *SelectorLimits) bool {
-			return c.RefreshInterval == 10*time.Second && c.StaleAfter == time.Minute && c.KeepAlive == 5*time.Minute &&
+			return c.RefreshInterval == 10*time.Second && c.StaleAfter == time.Minute && c.KeepAlive == 5*time.Minute && c.RetryAfterFailure == time.Second &&
 				c.EvictAfterIdle == 30*time.Second && c.MaxKeys == 10000 && c.MaxKeysPerNamespace == 100 &&
 				c.MaxConcurrentFetches == 8 && c.MaxRefreshesPerInterval == 2000 && c.NoData != nil &&
 				l.MaxLength == 1024 && l.MaxValues == 64
@@ -34,6 +34,13 @@ func TestOptionsFlags(t *testing.T) {
 			want: []string{"--max-staleness (20s) must be longer than --refresh-interval (30s), or every value goes stale before its refresh; raise --max-staleness to at least 1m30s"}},
 		{name: "keep-alive below refresh", args: []string{"--refresh-interval=30s", "--keep-alive=10s", "--max-staleness=5m"},
 			want: []string{"--keep-alive (10s) must be longer than --refresh-interval (30s)"}},
+		{name: "retry after failure set", args: []string{"--retry-after-failure=3s"},
+			check: func(c *CacheOptions, _ *SelectorLimits) bool { return c.RetryAfterFailure == 3*time.Second }},
+		{name: "zero retry after failure", args: []string{"--retry-after-failure=0"}, want: []string{"--retry-after-failure must be positive, got 0s"}},
+		{name: "refresh below the default retry after failure", args: []string{"--refresh-interval=500ms"},
+			check: func(c *CacheOptions, _ *SelectorLimits) bool {
+				return c.withDefaults().RetryAfterFailure == 500*time.Millisecond
+			}},
 		{name: "zero limits", args: []string{"--max-cache-keys=0", "--max-concurrent-fetches=-1", "--max-refreshes-per-interval=0", "--max-selector-length=0", "--max-selector-values=0"},
 			want: []string{"--max-cache-keys must be at least 1, got 0", "--max-concurrent-fetches must be at least 1, got -1",
 				"--max-refreshes-per-interval must be at least 1, got 0", "--max-selector-length must be at least 1, got 0", "--max-selector-values must be at least 1, got 0"}},

@@ -74,12 +74,14 @@ type Options struct {
 // sigs.k8s.io/custom-metrics-apiserver. It is safe for concurrent use.
 type Provider struct {
 	Options
+
+	memo *memo // nil in a Provider not made by New: nothing is kept
 }
 
 // New returns a Provider.
 func New(opts Options) *Provider {
 	opts.Limits = opts.Limits.withDefaults()
-	return &Provider{Options: opts}
+	return &Provider{Options: opts, memo: newMemo()}
 }
 
 // lookup returns the catalog entry name served on api to a request made in
@@ -175,13 +177,23 @@ func (p *Provider) checkSelector(metric string, sel labels.Selector) error {
 // value does not fit an int64 is an internal error saying so; what names
 // the value in it.
 func quantity(what string, v float64) (resource.Quantity, error) {
-	milli := math.Round(v * 1000)
-	if math.IsNaN(milli) || milli >= 1<<63 || milli < -(1<<63) {
+	q, ok := milliQuantity(v)
+	if !ok {
 		return resource.Quantity{}, apierrors.NewInternalError(fmt.Errorf(
 			"%s: value %g is out of range: the metrics API carries values with milli precision in a 64-bit integer, at most ±%.4g; scale the catalog query's result down (e.g. divide it by 1000)",
 			what, v, float64(math.MaxInt64)/1000))
 	}
-	return *resource.NewMilliQuantity(int64(milli), resource.DecimalSI), nil
+	return q, nil
+}
+
+// milliQuantity is quantity without the error: false when v is out of
+// range.
+func milliQuantity(v float64) (resource.Quantity, bool) {
+	milli := math.Round(v * 1000)
+	if math.IsNaN(milli) || milli >= 1<<63 || milli < -(1<<63) {
+		return resource.Quantity{}, false
+	}
+	return *resource.NewMilliQuantity(int64(milli), resource.DecimalSI), true
 }
 
 // withoutKeys returns sel without the requirements on keys, and those

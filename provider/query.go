@@ -151,7 +151,11 @@ func (p *Provider) prometheusQuery(cat *config.Catalog, m *config.Metric, t Targ
 	if err != nil {
 		return nil, notFound(err.Error())
 	}
-	promql, err := PrometheusQuery(cat, m, t, namespaces, sel)
+	// The warm path asks for the same query on every request: render and
+	// check it once per catalog.
+	promql, err := p.memo.query(cat, m, t, namespaces, selectorString(sel), func() (string, error) {
+		return PrometheusQuery(cat, m, t, namespaces, sel)
+	})
 	if errors.Is(err, prometheus.ErrOutOfScope) {
 		// A bug in the entry or the adapter, not the caller's: the query
 		// is not run; the log keeps it for the admin.

@@ -7,6 +7,7 @@
 package providertest
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -39,9 +40,17 @@ func (p Pods) PodNames(namespace string, selector labels.Selector) ([]string, er
 // NewServer serves p on the custom and external metrics APIs through the
 // custom-metrics-apiserver handler chain, with the selector check and the
 // explain API the adapter installs, without authentication or
-// authorization. The server
-// is closed when the test ends.
+// authorization. The server is closed when the test ends.
 func NewServer(t testing.TB, p *provider.Provider) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(NewHandler(t, p))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// NewHandler returns the handler chain NewServer serves, for benchmarks
+// that call it in process, without a connection's cost.
+func NewHandler(t testing.TB, p *provider.Provider) http.Handler {
 	t.Helper()
 	rc := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
 	rc.LoopbackClientConfig = &rest.Config{}
@@ -53,7 +62,5 @@ func NewServer(t testing.TB, p *provider.Provider) *httptest.Server {
 		t.Fatalf("create the metrics API server: %v", err)
 	}
 	provider.InstallExplain(s.GenericAPIServer, p)
-	srv := httptest.NewServer(s.GenericAPIServer.Handler)
-	t.Cleanup(srv.Close)
-	return srv
+	return s.GenericAPIServer.Handler
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"net/http"
 	"runtime"
 	"testing"
@@ -14,7 +15,9 @@ import (
 //
 //   - hpa-signals: warm reads answered from the cache, as the adapter runs;
 //   - query-per-request: every read queries Prometheus, which is what
-//     prometheus-adapter does for each API call.
+//     prometheus-adapter does for each API call;
+//   - discovery: the API's discovery document, the floor of a request
+//     through the same handler chain and client.
 //
 // Reported per read: time, allocations, Prometheus queries, and the
 // process' goroutines after the run.
@@ -47,10 +50,14 @@ func BenchmarkPodsMetric(b *testing.B) {
 	for _, v := range []struct {
 		name  string
 		fresh bool
-	}{{"hpa-signals", false}, {"query-per-request", true}} {
+	}{{"hpa-signals", false}, {"query-per-request", true}, {"discovery", false}} {
 		b.Run(v.name, func(b *testing.B) {
 			proxy := newCountingProxy(b, prom.URL())
 			a := newAdapter(b, proxy.srv.URL)
+			if v.name == "discovery" {
+				benchDiscovery(b, a)
+				return
+			}
 			if r, err := a.do(path); err != nil || r.code != http.StatusOK {
 				b.Fatalf("first read: %v %+v", err, r)
 			}
@@ -70,5 +77,23 @@ func BenchmarkPodsMetric(b *testing.B) {
 			b.ReportMetric(float64(proxy.queries.Load()-before)/float64(b.N), "prom-queries/op")
 			b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 		})
+	}
+}
+
+// benchDiscovery reads the custom metrics API's discovery document.
+func benchDiscovery(b *testing.B, a *adapter) {
+	const path = "/apis/custom.metrics.k8s.io/v1beta2"
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		resp, err := httpClient.Get(a.srv.URL + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
 	}
 }

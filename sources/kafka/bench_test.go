@@ -27,7 +27,7 @@ import (
 func BenchmarkGroupLag10kPartitions(b *testing.B) {
 	const partitions = 10_000
 	start := time.Now()
-	br := newBroker(b)
+	br := newBroker(b, kafka4)
 	br.createTopic("big", partitions)
 	br.seedClient()
 	rs := make([]*kgo.Record, 0, 3*partitions)

@@ -34,8 +34,10 @@ func lagsOf(r Result) map[string]int64 {
 	return m
 }
 
-func TestLagExact(t *testing.T) {
-	b := newBroker(t)
+func TestLagExact(t *testing.T) { forEachMode(t, testLagExact) }
+
+func testLagExact(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 6)
 	produced := []int{10, 0, 5, 7, 3, 1}
 	for p, n := range produced {
@@ -89,8 +91,10 @@ func TestLagExact(t *testing.T) {
 // Messages removed by retention (DeleteRecords moves the log start) never
 // count: not for a committed offset below the new start, not under
 // earliest for an uncommitted partition.
-func TestLagIgnoresDeletedRecords(t *testing.T) {
-	b := newBroker(t)
+func TestLagIgnoresDeletedRecords(t *testing.T) { forEachMode(t, testLagIgnoresDeletedRecords) }
+
+func testLagIgnoresDeletedRecords(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("events", 3)
 	for p := int32(0); p < 3; p++ {
 		b.produce("events", p, 10, nil)
@@ -142,7 +146,11 @@ func TestPartitionLagArithmetic(t *testing.T) {
 // With no topic in the selector, only topics the group committed to count;
 // an unrelated topic with a backlog never does.
 func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testLagDefaultTopicsAreTheGroupsOwn)
+}
+
+func testLagDefaultTopicsAreTheGroupsOwn(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("mine", 2)
 	b.createTopic("other", 2)
 	b.createTopic("mine-too", 1)
@@ -171,8 +179,10 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	}
 }
 
-func TestUnknownGroupAndTopic(t *testing.T) {
-	b := newBroker(t)
+func TestUnknownGroupAndTopic(t *testing.T) { forEachMode(t, testUnknownGroupAndTopic) }
+
+func testUnknownGroupAndTopic(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 3)
 	b.produce("orders", 0, 3, nil)
 	b.commit("known", map[string]map[int32]int64{"orders": {0: 1}})
@@ -200,8 +210,10 @@ func TestUnknownGroupAndTopic(t *testing.T) {
 	}
 }
 
-func TestTimeoutIsAnError(t *testing.T) {
-	b := newBroker(t)
+func TestTimeoutIsAnError(t *testing.T) { forEachMode(t, testTimeoutIsAnError) }
+
+func testTimeoutIsAnError(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 1)
 	b.commit("g", map[string]map[int32]int64{"orders": {0: 0}})
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
@@ -216,7 +228,11 @@ func TestTimeoutIsAnError(t *testing.T) {
 // A per-partition error fails the evaluation (no value from a partial
 // read) and is counted in hpa_signals_kafka_partition_errors_total.
 func TestPartitionErrorFailsEvaluation(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testPartitionErrorFailsEvaluation)
+}
+
+func testPartitionErrorFailsEvaluation(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 3)
 	b.produce("orders", 0, 5, nil)
 	b.commit("g", map[string]map[int32]int64{"orders": {0: 1}})

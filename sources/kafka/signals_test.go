@@ -15,8 +15,10 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 
-func TestLagSeconds(t *testing.T) {
-	b := newBroker(t)
+func TestLagSeconds(t *testing.T) { forEachMode(t, testLagSeconds) }
+
+func testLagSeconds(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("jobs", 3)
 	at := func(base time.Duration) func(int) time.Time {
 		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
@@ -85,8 +87,10 @@ func TestFirstRecordTime(t *testing.T) {
 	}
 }
 
-func TestTimeToDrain(t *testing.T) {
-	b := newBroker(t)
+func TestTimeToDrain(t *testing.T) { forEachMode(t, testTimeToDrain) }
+
+func testTimeToDrain(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("q", 2)
 	b.produce("q", 0, 100, nil)
 	b.produce("q", 1, 20, nil)
@@ -123,8 +127,10 @@ func TestTimeToDrain(t *testing.T) {
 	}
 }
 
-func TestStalledPartitions(t *testing.T) {
-	b := newBroker(t)
+func TestStalledPartitions(t *testing.T) { forEachMode(t, testStalledPartitions) }
+
+func testStalledPartitions(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("s", 3)
 	for p := int32(0); p < 3; p++ {
 		b.produce("s", p, 50, nil)

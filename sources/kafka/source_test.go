@@ -37,8 +37,10 @@ func TestWireTypesMirrorKafkaGo(t *testing.T) {
 // are read (a second ListOffsets per leader) only when the cache holds none
 // or they are a metadataTTL old: a warm evaluation sends exactly one
 // ListOffsets per broker, a cold one exactly two.
-func TestRequestsPerEvaluation(t *testing.T) {
-	b := newBroker(t)
+func TestRequestsPerEvaluation(t *testing.T) { forEachMode(t, testRequestsPerEvaluation) }
+
+func testRequestsPerEvaluation(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 12)
 	b.createTopic("payments", 7)
 	offsets := map[string]map[int32]int64{"orders": {}, "payments": {}}
@@ -123,13 +125,15 @@ func TestRequestsPerEvaluation(t *testing.T) {
 	}
 }
 
-func TestSASL(t *testing.T) {
+func TestSASL(t *testing.T) { forEachMode(t, testSASL) }
+
+func testSASL(t *testing.T, mode brokerMode) {
 	const (
 		plainPass = "pl4in-Secret-Value"
 		scram256  = "scr4m256-Secret-Value"
 		scram512  = "scr4m512-Secret-Value"
 	)
-	b := newBroker(t, kfake.EnableSASL(),
+	b := newBroker(t, mode, kfake.EnableSASL(),
 		kfake.Superuser("PLAIN", "plainuser", plainPass),
 		kfake.Superuser("SCRAM-SHA-256", "user256", scram256),
 		kfake.Superuser("SCRAM-SHA-512", "user512", scram512),
@@ -253,8 +257,10 @@ func TestUnreachableCluster(t *testing.T) {
 
 // Stopping every broker mid-test turns evaluations into errors; a cluster
 // started again on the same ports is picked up without a new Source.
-func TestClusterRestart(t *testing.T) {
-	b := newBroker(t)
+func TestClusterRestart(t *testing.T) { forEachMode(t, testClusterRestart) }
+
+func testClusterRestart(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	seed := func(b *broker) {
 		b.createTopic("orders", 3)
 		for p := int32(0); p < 3; p++ {
@@ -287,7 +293,7 @@ func TestClusterRestart(t *testing.T) {
 		_, p, _ := net.SplitHostPort(a)
 		ports[i], _ = strconv.Atoi(p)
 	}
-	b2 := newBroker(t, kfake.Ports(ports...))
+	b2 := newBroker(t, mode, kfake.Ports(ports...))
 	seed(b2)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -305,8 +311,10 @@ func TestClusterRestart(t *testing.T) {
 	}
 }
 
-func TestConcurrentEvaluate(t *testing.T) {
-	b := newBroker(t)
+func TestConcurrentEvaluate(t *testing.T) { forEachMode(t, testConcurrentEvaluate) }
+
+func testConcurrentEvaluate(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 6)
 	offsets := map[int32]int64{}
 	for p := int32(0); p < 6; p++ {

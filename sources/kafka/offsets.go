@@ -91,20 +91,38 @@ func (c *cluster) forgetCoordinator(group string) {
 // partition (OffsetFetch with null topics: one request to the cached
 // coordinator). A moved coordinator is looked up again once.
 func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics) (map[string]map[int32]int64, error) {
-	op := fmt.Sprintf("offset fetch for group %q", group)
+	var out map[string]map[int32]int64
+	err := c.atCoordinator(ctx, group, fmt.Sprintf("offset fetch for group %q", group), func(id int32) error {
+		msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &offsetFetchAt{GroupID: group, broker: id})
+		if err != nil {
+			return err
+		}
+		res := msg.(*offsetfetch.Response)
+		if res.ErrorCode != 0 {
+			return kafkago.Error(res.ErrorCode)
+		}
+		out, err = c.collectCommitted(group, res, m)
+		return err
+	})
+	if errors.Is(err, kafkago.GroupIdNotFound) {
+		return nil, GroupNotFound(c.name, group)
+	}
+	return out, err
+}
+
+// atCoordinator runs send with the cached coordinator of group. When the
+// coordinator moved (or its connection failed) it forgets it, and sends
+// once more to the one FindCoordinator then names. Errors other than
+// GROUP_ID_NOT_FOUND, which is returned as is, are wrapped with op.
+func (c *cluster) atCoordinator(ctx context.Context, group, op string, send func(coordinator int32) error) error {
 	for attempt := 0; ; attempt++ {
 		id, err := c.coordinator(ctx, group)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &offsetFetchAt{GroupID: group, broker: id})
+		err = send(id)
 		if err == nil {
-			res := msg.(*offsetfetch.Response)
-			if res.ErrorCode != 0 {
-				err = kafkago.Error(res.ErrorCode)
-			} else {
-				return c.collectCommitted(group, res, m)
-			}
+			return nil
 		}
 		var gone errBrokerGone
 		retriable := errors.Is(err, kafkago.NotCoordinatorForGroup) || errors.Is(err, kafkago.GroupCoordinatorNotAvailable) || errors.As(err, &gone)
@@ -113,11 +131,11 @@ func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics
 		}
 		switch {
 		case errors.Is(err, kafkago.GroupIdNotFound):
-			return nil, GroupNotFound(c.name, group)
+			return err
 		case retriable && attempt == 0:
 			continue
 		default:
-			return nil, c.wrap(op, err)
+			return c.wrap(op, err)
 		}
 	}
 }
@@ -152,8 +170,13 @@ func (c *cluster) partialRead(op, api string, perr []partitionError, m *metrics)
 	return c.wrap(op, fmt.Errorf("%d partition(s) failed, first %s/%d: %w", len(perr), first.tp.topic, first.tp.partition, first.err))
 }
 
-// groupExists asks the coordinator whether group is known (DescribeGroups).
-// Used only when the group has no committed offsets at all.
+// groupExists reports whether the coordinator knows group. Used only when
+// the group has no committed offsets at all. DescribeGroups answers for a
+// classic group. Kafka 4 answers it with "Dead" and no members for a group
+// of the consumer protocol (KIP-848), which is the default of new clients
+// on 4.x (and, from DescribeGroups v6, with GROUP_ID_NOT_FOUND: "not a
+// classic group"), so a group DescribeGroups does not know is asked for
+// with ConsumerGroupDescribe where the cluster supports it (Kafka 3.7+).
 func (c *cluster) groupExists(ctx context.Context, group string) (bool, error) {
 	res, err := c.client.DescribeGroups(ctx, &kafkago.DescribeGroupsRequest{GroupIDs: []string{group}})
 	if err != nil {
@@ -165,11 +188,17 @@ func (c *cluster) groupExists(ctx context.Context, group string) (bool, error) {
 	g := res.Groups[0]
 	switch {
 	case errors.Is(g.Error, kafkago.GroupIdNotFound):
-		return false, nil
 	case g.Error != nil:
 		return false, c.wrap(fmt.Sprintf("describe group %q", group), g.Error)
+	case g.GroupState != "Dead" && g.GroupState != "":
+		return true, nil
 	}
-	return g.GroupState != "Dead" && g.GroupState != "", nil
+	state, err := c.describeNextGen(ctx, apiConsumerGroupDescribe, group, 0)
+	var unsupported *unsupportedError
+	if errors.As(err, &unsupported) {
+		return false, nil // no group of the consumer protocol before Kafka 3.7
+	}
+	return state != "", err
 }
 
 // metadata returns the cached metadata of topics (no broker request unless

@@ -111,6 +111,13 @@ func TestKafkaForeignGroupAnswersLikeAnUnknownOne(t *testing.T) {
 			t.Errorf("body %s lacks %s", fb, want)
 		}
 	}
+	// Scale from zero reads a group that never existed (an earliest entry
+	// with a topic), but only one the namespace owns: a foreign name is the
+	// same 404, without asking Kafka.
+	code, body := foreign("team", "kafka_consumer_lag_earliest", "group=team-a.reports,topic=team-a.orders")
+	if want := `consumer group \"team-a.reports\" on cluster \"main\": not found for namespace \"team\"`; code != 404 || !strings.Contains(body, want) {
+		t.Errorf("a foreign group that never existed, under earliest with a topic: %d %s, want 404 with %s", code, body, want)
+	}
 	if q := foreignKafka.asked(); len(q) != 0 {
 		t.Errorf("Kafka was asked about a group the namespace does not own: %+v", q)
 	}

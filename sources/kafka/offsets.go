@@ -289,10 +289,18 @@ func lessTP(a, b topicPartition) bool {
 // from the transport cache. A topic the query names that the group has no
 // committed offsets for and that q.AllowedTopics does not match fails the
 // read before anything of it is asked for, with the error of a topic that
-// does not exist.
+// does not exist. A group without any committed offset is looked up
+// (groupExists) unless the query names its topics under offsetReset
+// earliest: then it counts them from the log start whether Kafka knows the
+// group or not (scale from zero).
 func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
+	explicit := len(q.Topics) > 0
+	earliest := q.OffsetReset == config.OffsetResetEarliest
 	committed, err := c.committedOffsets(ctx, q.Group, m)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrUnknownGroup) && explicit && earliest:
+		committed = nil // some coordinators answer OffsetFetch for an unknown group so
+	case err != nil:
 		return nil, err
 	}
 	anyCommitted := false
@@ -307,12 +315,18 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		}
 	}
 	sort.Strings(groupTopics)
-	explicit := len(q.Topics) > 0
 	topics := q.Topics
 	if !explicit {
 		topics = groupTopics
 	}
-	if !anyCommitted {
+	switch {
+	case anyCommitted:
+	case explicit && earliest:
+		// Scale from zero: a group that never committed, or whose offsets
+		// expired and which Kafka then deleted, counts the named topics
+		// from their log start, where its consumers will start. Whether
+		// the coordinator knows it changes nothing, so it is not asked.
+	default:
 		exists, err := c.groupExists(ctx, q.Group)
 		if err != nil {
 			return nil, err
@@ -388,7 +402,6 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 	if err := c.setLogStarts(ctx, parts, m); err != nil {
 		return nil, err
 	}
-	earliest := q.OffsetReset == config.OffsetResetEarliest
 	for i := range parts {
 		p := &parts[i]
 		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)

@@ -18,9 +18,10 @@ const (
 	DefaultKafkaMetadataTTL    = 30 * time.Second
 	DefaultKafkaIdleTimeout    = 5 * time.Minute
 
-	DefaultKafkaOffsetReset  = OffsetResetLatest
-	DefaultKafkaGroupPattern = "{namespace}.*"
-	DefaultKafkaStallWindow  = 5 * time.Minute
+	DefaultKafkaOffsetReset    = OffsetResetLatest
+	DefaultKafkaGroupPattern   = "{namespace}.*"
+	DefaultKafkaStallWindow    = 5 * time.Minute
+	DefaultKafkaIsolationLevel = IsolationReadUncommitted
 
 	// DefaultKafkaSharedGroupPattern is the groupPattern of a namespaced:
 	// false entry: any group, for the namespaces in callerNamespaces.
@@ -46,6 +47,15 @@ const (
 	// OffsetResetEarliest counts a partition without a committed offset as
 	// lagging by everything retained (end - log start offset).
 	OffsetResetEarliest = "earliest"
+)
+
+// KafkaMetric.IsolationLevel values.
+const (
+	// IsolationReadUncommitted counts records up to the high watermark.
+	IsolationReadUncommitted = "read_uncommitted"
+	// IsolationReadCommitted counts records up to the last stable offset,
+	// without those of aborted transactions.
+	IsolationReadCommitted = "read_committed"
 )
 
 // setDefaults fills every unset field that has a default. It runs before
@@ -80,6 +90,7 @@ func (m *Metric) setDefaults() {
 		setList(&m.Kafka.AllowedTopics, DefaultKafkaSharedAllowedTopics)
 	}
 	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
+	setString(&m.Kafka.IsolationLevel, DefaultKafkaIsolationLevel)
 }
 
 func setString(s *string, def string) {

@@ -267,6 +267,13 @@ type KafkaMetric struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.
 	StallWindow Duration `json:"stallWindow,omitempty"`
+	// IsolationLevel is how records of transactions count, as a consumer
+	// with the same isolation.level sees them: "read_uncommitted" (the
+	// default) counts every record up to the high watermark;
+	// "read_committed" counts up to the last stable offset (records of
+	// open transactions do not count yet) and never counts records of
+	// aborted transactions. Transaction markers never count under either.
+	IsolationLevel string `json:"isolationLevel,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s") in

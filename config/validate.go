@@ -250,6 +250,9 @@ func (m *Metric) validateKafka(p *problems) {
 	if k.StallWindow.Duration < 0 {
 		p.add("kafka.stallWindow", "must be positive, got %s; remove the key to use the default", k.StallWindow.Duration)
 	}
+	if k.IsolationLevel != IsolationReadUncommitted && k.IsolationLevel != IsolationReadCommitted {
+		p.add("kafka.isolationLevel", "unknown value %q; use %s or %s", k.IsolationLevel, IsolationReadUncommitted, IsolationReadCommitted)
+	}
 }
 
 func (m *Metric) validatePrometheus(p *problems, prom PrometheusSettings, labelsOK bool) {

@@ -36,6 +36,7 @@ type cluster struct {
 	clock          clock.PassiveClock
 	logStarts      *logStartCache // TTL: the transport's MetadataTTL
 	apiVersions    *apiVersionsCache
+	tails          *tailCache // where lagging partitions' consumers would next receive a record
 
 	mu           sync.Mutex
 	coordinators map[string]int32 // group -> coordinator broker ID
@@ -68,6 +69,7 @@ func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClo
 		clock:          clk,
 		logStarts:      newLogStartCache(t.MetadataTTL),
 		apiVersions:    &apiVersionsCache{ttl: t.MetadataTTL},
+		tails:          newTailCache(defaultStateTTL),
 		coordinators:   map[string]int32{},
 	}
 	if c.SASL != nil {

@@ -214,11 +214,20 @@ func (c *cluster) metadata(ctx context.Context, topics []string) (*meta.Response
 // listOffsets sends one ListOffsets request per leader broker for the
 // given timestamp (-1 end, -2 log start) and returns the offsets by
 // partition. Leaders are asked concurrently. A request carries one
-// timestamp per partition, so the two kinds never share a request.
-func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, m *metrics) (map[topicPartition]int64, error) {
+// timestamp per partition, so the two kinds never share a request. With
+// readCommitted, the end offsets are the last stable offsets: before the
+// first record of a transaction still open.
+func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, readCommitted bool, m *metrics) (map[topicPartition]int64, error) {
 	kind := "end"
-	if timestamp == kafkago.FirstOffset {
+	switch {
+	case timestamp == kafkago.FirstOffset:
 		kind = "log start"
+	case readCommitted:
+		kind = "last stable"
+	}
+	isolation := int8(0)
+	if readCommitted {
+		isolation = 1
 	}
 	op := fmt.Sprintf("list %s offsets", kind)
 	var (
@@ -228,7 +237,7 @@ func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffs
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	for leader, topics := range byLeader {
-		req := &listOffsetsAt{ReplicaID: -1, broker: leader, Topics: make([]listoffsets.RequestTopic, len(topics))}
+		req := &listOffsetsAt{ReplicaID: -1, IsolationLevel: isolation, broker: leader, Topics: make([]listoffsets.RequestTopic, len(topics))}
 		want := 0
 		for i, t := range topics {
 			parts := make([]listoffsets.RequestPartition, len(t.Partitions))
@@ -391,7 +400,7 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		return nil, fmt.Errorf("kafka: %w: none of the topics of group %q exist on cluster %q", ErrNoData, q.Group, c.name)
 	}
 
-	ends, err := c.listOffsets(ctx, byLeader, kafkago.LastOffset, m)
+	ends, err := c.listOffsets(ctx, byLeader, kafkago.LastOffset, q.IsolationLevel == config.IsolationReadCommitted, m)
 	if err != nil {
 		return nil, err
 	}

@@ -94,6 +94,11 @@ type Query struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled (the entry's kafka.stallWindow).
 	StallWindow time.Duration
+	// IsolationLevel is config.IsolationReadUncommitted or
+	// config.IsolationReadCommitted (the entry's kafka.isolationLevel);
+	// read_committed counts up to the last stable offset and skips records
+	// of aborted transactions.
+	IsolationLevel string
 }
 
 // Key is the canonical form of q, usable as a cache key: equal queries
@@ -106,7 +111,7 @@ func (q Query) Key() string {
 	allowed := append([]string(nil), q.AllowedTopics...)
 	sort.Strings(allowed)
 	var b strings.Builder
-	for _, s := range []string{q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), strconv.Itoa(len(topics))} {
+	for _, s := range []string{q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), q.IsolationLevel, strconv.Itoa(len(topics))} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -136,9 +141,10 @@ func (q Query) stateKey() string {
 // error wrapping ErrInvalidSelector that names the key and the fix.
 func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selector) (Query, error) {
 	q := Query{
-		Signal:      m.Kafka.Signal,
-		OffsetReset: m.Kafka.OffsetReset,
-		StallWindow: m.Kafka.StallWindow.Duration,
+		Signal:         m.Kafka.Signal,
+		OffsetReset:    m.Kafka.OffsetReset,
+		StallWindow:    m.Kafka.StallWindow.Duration,
+		IsolationLevel: m.Kafka.IsolationLevel,
 	}
 
 	var reqs labels.Requirements

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/fetch"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/hpa-signals/hpa-signals/config"
@@ -57,31 +58,73 @@ func testLagSeconds(t *testing.T, mode brokerMode) {
 	}
 }
 
-// kfake (and kafka-go's producer) always stamp records, so the "no
-// timestamp" decision is tested on the record reader the Fetch returns.
-func TestFirstRecordTime(t *testing.T) {
-	rec := func(off int64, ts time.Time) kafkago.Record {
-		return kafkago.Record{Offset: off, Time: ts, Value: kafkago.NewBytes([]byte("v"))}
+// What a consumer receives, read from one Fetch answer built by hand:
+// markers never, records of aborted transactions not under
+// read_committed, and a record without a timestamp is no data (kfake
+// always stamps records, so that case is only reachable here).
+func TestFirstReceivedIn(t *testing.T) {
+	rec := func(off int64, ts time.Time) protocol.Record {
+		return protocol.Record{Offset: off, Time: ts, Value: protocol.NewBytes([]byte("v"))}
 	}
+	data := func(base, producer int64, txn bool, recs ...protocol.Record) *protocol.RecordBatch {
+		b := &protocol.RecordBatch{BaseOffset: base, ProducerID: producer, Records: protocol.NewRecordReader(recs...)}
+		if txn {
+			b.Attributes = protocol.Transactional
+		}
+		return b
+	}
+	marker := func(off, producer int64, typ int16) *protocol.ControlBatch {
+		b := protocol.NewControlBatch(protocol.ControlRecord{Offset: off, Time: t0, Type: typ})
+		b.BaseOffset, b.ProducerID, b.Attributes = off, producer, protocol.Control|protocol.Transactional
+		return b
+	}
+	const commit, abort = 1, 0
 	for _, tc := range []struct {
-		name    string
-		records []kafkago.Record
-		offset  int64
-		want    time.Time
-		wantErr error
+		name          string
+		batches       []protocol.RecordReader
+		aborted       []fetch.ResponseTransaction
+		from          int64
+		readCommitted bool
+		want          int64 // -1: none received
+		wantTime      time.Time
+		wantAfter     int64
+		wantErr       error
 	}{
-		{"batch starts before the offset", []kafkago.Record{rec(3, t0), rec(4, t0.Add(time.Second)), rec(5, t0.Add(2*time.Second))}, 4, t0.Add(time.Second), nil},
-		{"compacted: next record counts", []kafkago.Record{rec(7, t0)}, 5, t0, nil},
-		{"timestamp -1 or 0", []kafkago.Record{rec(5, time.Time{})}, 5, time.Time{}, errNoTimestamp},
-		{"no record", nil, 5, time.Time{}, ErrNoData},
+		{"batch starts before the offset", []protocol.RecordReader{data(3, -1, false, rec(3, t0), rec(4, t0.Add(time.Second)), rec(5, t0.Add(2*time.Second)))}, nil, 4, false, 4, t0.Add(time.Second), 5, nil},
+		{"compacted: the next record counts", []protocol.RecordReader{data(7, -1, false, rec(7, t0))}, nil, 5, false, 7, t0, 8, nil},
+		{"timestamp -1 or 0", []protocol.RecordReader{data(5, -1, false, rec(5, time.Time{}))}, nil, 5, false, 0, time.Time{}, 0, errNoTimestamp},
+		{"no record", nil, nil, 5, false, -1, time.Time{}, 5, nil},
+		{"a commit marker only", []protocol.RecordReader{marker(10, 7, commit)}, nil, 10, false, -1, time.Time{}, 11, nil},
+		{"markers, then a record", []protocol.RecordReader{marker(10, 7, commit), marker(11, 8, commit), data(12, 7, true, rec(12, t0))}, nil, 10, false, 12, t0, 13, nil},
+		{"aborted records, read_uncommitted", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort), data(14, 8, false, rec(14, t0.Add(time.Minute)))},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, false, 11, t0, 12, nil},
+		{"aborted records, read_committed", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort), data(14, 8, false, rec(14, t0.Add(time.Minute)))},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, 14, t0.Add(time.Minute), 15, nil},
+		{"an aborted tail, read_committed", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort)},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, -1, time.Time{}, 14, nil},
+		{"a committed transaction of the same producer after an aborted one", []protocol.RecordReader{data(11, 7, true, rec(11, t0)), marker(12, 7, abort), data(13, 7, true, rec(13, t0.Add(time.Second))), marker(14, 7, commit)},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, 13, t0.Add(time.Second), 14, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := firstRecordTime(kafkago.NewRecordReader(tc.records...), tc.offset)
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr != nil && !errors.Is(err, ErrNoData)) {
-				t.Fatalf("error = %v, want %v (an ErrNoData)", err, tc.wantErr)
+			p := &fetch.ResponsePartition{AbortedTransactions: tc.aborted}
+			if tc.batches != nil {
+				p.RecordSet.Records = &protocol.RecordStream{Records: tc.batches}
 			}
-			if !got.Equal(tc.want) {
-				t.Errorf("time = %v, want %v", got, tc.want)
+			off, ts, found, after, err := firstReceivedIn(p, tc.from, tc.readCommitted)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || !errors.Is(err, ErrNoData) {
+					t.Fatalf("error = %v, want %v (an ErrNoData)", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != (tc.want >= 0) || found && (off != tc.want || !ts.Equal(tc.wantTime)) {
+				t.Errorf("first received = %d at %v (found %v), want %d at %v", off, ts, found, tc.want, tc.wantTime)
+			}
+			if after != tc.wantAfter {
+				t.Errorf("read up to %d, want %d", after, tc.wantAfter)
 			}
 		})
 	}

@@ -131,7 +131,7 @@ func (s *Source) Close() error {
 //   - lag: messages behind, summed over partitions;
 //   - lag_max: the worst partition's lag;
 //   - lag_seconds: now minus the timestamp of the oldest unconsumed record,
-//     worst partition; 0 when caught up (see readOldest for records
+//     worst partition; 0 when caught up (see firstReceivedIn for records
 //     without timestamps);
 //   - time_to_drain_seconds: lag / consume rate, the rate measured from
 //     committed-offset progress since the previous sample of the same
@@ -166,10 +166,14 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	if q.Signal == config.KafkaLagSeconds {
-		if err := c.readOldest(ctx, parts, q.OffsetReset == config.OffsetResetEarliest, s.concurrency, s.metrics); err != nil {
-			return Result{}, err
-		}
+	// Lag counts from the first record a consumer would receive: past
+	// transaction markers, and records of aborted transactions under
+	// read_committed (records.go). lag_seconds reads that record of every
+	// lagging partition for its time.
+	earliest := q.OffsetReset == config.OffsetResetEarliest
+	readCommitted := q.IsolationLevel == config.IsolationReadCommitted
+	if err := c.settleLag(ctx, q.Group, parts, earliest, readCommitted, q.Signal == config.KafkaLagSeconds, s.concurrency, s.metrics); err != nil {
+		return Result{}, err
 	}
 	now := s.clock.Now()
 	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.StallWindow)

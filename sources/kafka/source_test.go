@@ -36,7 +36,9 @@ func TestWireTypesMirrorKafkaGo(t *testing.T) {
 // leader, each carrying all of that broker's partitions. Log-start offsets
 // are read (a second ListOffsets per leader) only when the cache holds none
 // or they are a metadataTTL old: a warm evaluation sends exactly one
-// ListOffsets per broker, a cold one exactly two.
+// ListOffsets per broker, a cold one exactly two. A partition that lags by
+// at most 4 is read (one Fetch) when first seen, in case its lag is
+// transaction markers alone.
 func TestRequestsPerEvaluation(t *testing.T) { forEachMode(t, testRequestsPerEvaluation) }
 
 func testRequestsPerEvaluation(t *testing.T, mode brokerMode) {
@@ -120,6 +122,11 @@ func testRequestsPerEvaluation(t *testing.T, mode brokerMode) {
 			}
 			if n := b.counts.total("DescribeGroups"); n != 0 {
 				t.Errorf("DescribeGroups requests = %d, want 0", n)
+			}
+			// Every partition lags by 2, which may be transaction markers
+			// alone: each is read once, when first seen (records.go).
+			if n, want := b.counts.total("Fetch"), map[bool]int{true: 12 + 7}[st.cold]; n != want {
+				t.Errorf("Fetch requests = %d, want %d", n, want)
 			}
 		})
 	}

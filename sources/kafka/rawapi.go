@@ -283,13 +283,6 @@ func (d *decoder) int32() int32 {
 	return 0
 }
 
-func (d *decoder) int64() int64 {
-	if b := d.take(8); b != nil {
-		return int64(binary.BigEndian.Uint64(b))
-	}
-	return 0
-}
-
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0

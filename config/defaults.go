@@ -18,9 +18,13 @@ const (
 	DefaultKafkaMetadataTTL    = 30 * time.Second
 	DefaultKafkaIdleTimeout    = 5 * time.Minute
 
-	DefaultKafkaOffsetReset    = OffsetResetLatest
-	DefaultKafkaGroupPattern   = "{namespace}.*"
-	DefaultKafkaStallWindow    = 5 * time.Minute
+	DefaultKafkaOffsetReset  = OffsetResetLatest
+	DefaultKafkaGroupPattern = "{namespace}.*"
+	DefaultKafkaStallWindow  = 5 * time.Minute
+	DefaultKafkaDrainWindow  = 2 * time.Minute
+	// MaxKafkaDrainWindow bounds drainWindow: the offset history of a
+	// group nobody reads is dropped after an hour.
+	MaxKafkaDrainWindow        = time.Hour
 	DefaultKafkaIsolationLevel = IsolationReadUncommitted
 
 	// DefaultKafkaSharedGroupPattern is the groupPattern of a namespaced:
@@ -90,6 +94,7 @@ func (m *Metric) setDefaults() {
 		setList(&m.Kafka.AllowedTopics, DefaultKafkaSharedAllowedTopics)
 	}
 	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
+	setDuration(&m.Kafka.DrainWindow, DefaultKafkaDrainWindow)
 	setString(&m.Kafka.IsolationLevel, DefaultKafkaIsolationLevel)
 }
 

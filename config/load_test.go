@@ -72,8 +72,9 @@ var invalidFixtures = []struct {
 			`line 13: metrics[1].kafka.groupPattern: "[{namespace}" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. "{namespace}.*"`,
 			`line 14: metrics[1].kafka.stallWindow: must be positive, got -1m0s; remove the key to use the default`,
 			`line 15: metrics[1].kafka.isolationLevel: unknown value "committed"; use read_uncommitted or read_committed`,
-			`line 20: metrics[2].kafka.signal: missing; set one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions`,
-			`line 26: metrics[3].kafka: set on a prometheus entry; remove it, or set source: kafka`,
+			`line 16: metrics[1].kafka.drainWindow: must be positive and at most 1h0m0s, got 2h0m0s; remove the key to use the default (2m0s)`,
+			`line 21: metrics[2].kafka.signal: missing; set one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions`,
+			`line 27: metrics[3].kafka: set on a prometheus entry; remove it, or set source: kafka`,
 		},
 	},
 	{
@@ -299,7 +300,7 @@ func TestParseValidFixtures(t *testing.T) {
 				t.Errorf("shared_queue_depth: namespaced %v, callers %v", m.IsNamespaced(), m.CallerNamespaces)
 			}
 			if k := c.Lookup("orders_lag").Kafka; !reflect.DeepEqual(*k, KafkaMetric{Signal: KafkaLag, OffsetReset: "earliest", GroupPattern: "kafka-{namespace}.*",
-				AllowedTopics: []string{"{namespace}.*", "shared-orders"}, StallWindow: Duration{10 * time.Minute}, IsolationLevel: IsolationReadCommitted}) {
+				AllowedTopics: []string{"{namespace}.*", "shared-orders"}, StallWindow: Duration{10 * time.Minute}, DrainWindow: Duration{30 * time.Second}, IsolationLevel: IsolationReadCommitted}) {
 				t.Errorf("orders_lag kafka %+v", k)
 			}
 			if o := c.Kafka.GroupOwners; !reflect.DeepEqual(o, []KafkaGroupOwner{{Namespace: "shop", Groups: []string{"billing", "legacy-*"}}}) {

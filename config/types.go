@@ -267,6 +267,13 @@ type KafkaMetric struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.
 	StallWindow Duration `json:"stallWindow,omitempty"`
+	// DrainWindow is the span time_to_drain_seconds measures the consume
+	// rate over: the progress of the committed offsets from the sample
+	// DrainWindow old to now. Keep it several times the consumers' commit
+	// interval (5s for Kafka's Java consumer, 30s for Kafka Streams), so
+	// that a commit more or less in the window changes little. Default 2m;
+	// at most 1h.
+	DrainWindow Duration `json:"drainWindow,omitempty"`
 	// IsolationLevel is how records of transactions count, as a consumer
 	// with the same isolation.level sees them: "read_uncommitted" (the
 	// default) counts every record up to the high watermark;

@@ -250,6 +250,9 @@ func (m *Metric) validateKafka(p *problems) {
 	if k.StallWindow.Duration < 0 {
 		p.add("kafka.stallWindow", "must be positive, got %s; remove the key to use the default", k.StallWindow.Duration)
 	}
+	if d := k.DrainWindow.Duration; d < 0 || d > MaxKafkaDrainWindow {
+		p.add("kafka.drainWindow", "must be positive and at most %s, got %s; remove the key to use the default (%s)", MaxKafkaDrainWindow, d, DefaultKafkaDrainWindow)
+	}
 	if k.IsolationLevel != IsolationReadUncommitted && k.IsolationLevel != IsolationReadCommitted {
 		p.add("kafka.isolationLevel", "unknown value %q; use %s or %s", k.IsolationLevel, IsolationReadUncommitted, IsolationReadCommitted)
 	}

@@ -398,6 +398,9 @@ func fromCatalog(t testing.TB, q Query) Query {
 	if q.StallWindow != 0 {
 		settings = append(settings, "stallWindow: "+q.StallWindow.String())
 	}
+	if q.DrainWindow != 0 {
+		settings = append(settings, "drainWindow: "+q.DrainWindow.String())
+	}
 	if q.IsolationLevel != "" {
 		settings = append(settings, "isolationLevel: "+q.IsolationLevel)
 	}

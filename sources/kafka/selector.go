@@ -94,6 +94,12 @@ type Query struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled (the entry's kafka.stallWindow).
 	StallWindow time.Duration
+	// DrainWindow is the span time_to_drain_seconds measures the consume
+	// rate over (the entry's kafka.drainWindow).
+	DrainWindow time.Duration
+	// Entry is the catalog entry's name: the offset history behind
+	// time_to_drain_seconds and stalled_partitions is kept per entry.
+	Entry string
 	// IsolationLevel is config.IsolationReadUncommitted or
 	// config.IsolationReadCommitted (the entry's kafka.isolationLevel);
 	// read_committed counts up to the last stable offset and skips records
@@ -111,7 +117,7 @@ func (q Query) Key() string {
 	allowed := append([]string(nil), q.AllowedTopics...)
 	sort.Strings(allowed)
 	var b strings.Builder
-	for _, s := range []string{q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), q.IsolationLevel, strconv.Itoa(len(topics))} {
+	for _, s := range []string{q.Entry, q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), q.DrainWindow.String(), q.IsolationLevel, strconv.Itoa(len(topics))} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -125,12 +131,12 @@ func (q Query) Key() string {
 	return b.String()
 }
 
-// stateKey identifies the committed-offset history shared by every signal
-// of one group over one topic set.
+// stateKey identifies the committed-offset history of one group over one
+// topic set as one catalog entry reads it.
 func (q Query) stateKey() string {
 	topics := append([]string(nil), q.Topics...)
 	sort.Strings(topics)
-	return q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
+	return q.Entry + "\x00" + q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
 }
 
 // QueryFromSelector builds the Query for kafka entry m of a catalog (as
@@ -144,6 +150,8 @@ func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selec
 		Signal:         m.Kafka.Signal,
 		OffsetReset:    m.Kafka.OffsetReset,
 		StallWindow:    m.Kafka.StallWindow.Duration,
+		DrainWindow:    m.Kafka.DrainWindow.Duration,
+		Entry:          m.Name,
 		IsolationLevel: m.Kafka.IsolationLevel,
 	}
 

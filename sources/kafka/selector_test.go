@@ -24,13 +24,13 @@ func TestQueryFromSelector(t *testing.T) {
 		wantErr  string // substring; also must wrap ErrInvalidSelector
 	}{
 		{"group only, one cluster", "group=billing", one,
-			Query{Cluster: "main", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, IsolationLevel: config.IsolationReadCommitted}, ""},
+			Query{Cluster: "main", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, DrainWindow: 2 * time.Minute, Entry: "m", IsolationLevel: config.IsolationReadCommitted}, ""},
 		{"one topic", "group=billing,topic=orders", one,
-			Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, IsolationLevel: config.IsolationReadCommitted}, ""},
+			Query{Cluster: "main", Group: "billing", Topics: []string{"orders"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, DrainWindow: 2 * time.Minute, Entry: "m", IsolationLevel: config.IsolationReadCommitted}, ""},
 		{"topics with in, sorted", "group=billing,topic in (payments,orders)", one,
-			Query{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, IsolationLevel: config.IsolationReadCommitted}, ""},
+			Query{Cluster: "main", Group: "billing", Topics: []string{"orders", "payments"}, Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, DrainWindow: 2 * time.Minute, Entry: "m", IsolationLevel: config.IsolationReadCommitted}, ""},
 		{"double equals", "group==billing,cluster==dr", two,
-			Query{Cluster: "dr", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, IsolationLevel: config.IsolationReadCommitted}, ""},
+			Query{Cluster: "dr", Group: "billing", Signal: config.KafkaLag, OffsetReset: "earliest", StallWindow: time.Minute, DrainWindow: 2 * time.Minute, Entry: "m", IsolationLevel: config.IsolationReadCommitted}, ""},
 		{"missing group", "topic=orders", one, Query{}, `key "group" is required`},
 		{"empty selector", "", one, Query{}, `key "group" is required`},
 		{"group with in", "group in (a,b)", one, Query{}, `key "group" supports only "="`},

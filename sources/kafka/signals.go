@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"sort"
 	"sync"
 	"time"
 )
@@ -14,16 +15,20 @@ const NoProgressDrainSeconds = 1e9
 // Defaults for zero Options fields.
 const (
 	defaultLagSecondsConcurrency = 8
-	defaultRateMinInterval       = time.Second
 	defaultStateTTL              = time.Hour
 )
 
-// tracker keeps the committed-offset history per cluster+group+topics that
-// time_to_drain_seconds and stalled_partitions need. Safe for concurrent
-// use: every method holds mu.
+// historySamples is how many samples of committed offsets a history keeps
+// over its span (one every span/historySamples), besides the oldest one.
+const historySamples = 16
+
+// tracker keeps the committed-offset history that time_to_drain_seconds
+// and stalled_partitions need, per cluster, group, topic set and catalog
+// entry (Query.stateKey), so that entries with other windows, or other
+// signals of the same group read in between, never cut a measurement
+// short. Safe for concurrent use: every method holds mu.
 type tracker struct {
-	minInterval time.Duration
-	ttl         time.Duration
+	ttl time.Duration
 
 	mu        sync.Mutex
 	states    map[string]*progress
@@ -32,14 +37,18 @@ type tracker struct {
 
 type progress struct {
 	lastSeen time.Time
-	// base is the sample the next rate is measured from.
-	baseAt time.Time
-	base   map[topicPartition]int64
-	// rate is the last measured consume rate in messages per second.
-	rate     float64
-	haveRate bool
+	// samples are committed offsets by time, oldest first: one at most
+	// every span/historySamples, covering the last span and one more
+	// before it, so that a sample at least span old exists once the
+	// history is that long.
+	samples []sample
 	// since records when each partition's committed offset took its value.
 	since map[topicPartition]offsetSince
+}
+
+type sample struct {
+	at        time.Time
+	committed map[topicPartition]int64
 }
 
 type offsetSince struct {
@@ -47,15 +56,31 @@ type offsetSince struct {
 	since  time.Time
 }
 
-func newTracker(minInterval, ttl time.Duration) *tracker {
-	return &tracker{minInterval: minInterval, ttl: ttl, states: map[string]*progress{}}
+// drain is what the history says about a group's consume rate.
+type drain struct {
+	rate float64 // messages per second
+	// known is false while the history is too short to tell a rate: it
+	// spans less than the drain window, or the offsets have not moved in
+	// it and it spans less than the stall window.
+	known bool
+	// stopped: no committed offset moved for the stall window.
+	stopped bool
+}
+
+func newTracker(ttl time.Duration) *tracker {
+	return &tracker{ttl: ttl, states: map[string]*progress{}}
 }
 
 // observe records the committed offsets of parts sampled at now, sets
-// parts[i].Stalled, and returns the consume rate (messages/s) measured
-// between the base sample and now. ok is false until two samples at least
-// minInterval apart exist.
-func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, window time.Duration) (rate float64, ok bool) {
+// parts[i].Stalled (lagging, and its committed offset unchanged for
+// stallWindow) and measures the consume rate: the progress of the
+// committed offsets from the newest sample at least drainWindow old to
+// now, divided by the time between. When the offsets did not move since
+// that sample, the rate is measured from the newest older sample they
+// moved on from, at most stallWindow old (a consumer that slowed down or
+// commits seldom); the group is stopped when they have not moved since a
+// sample stallWindow old.
+func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, drainWindow, stallWindow time.Duration) drain {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.prune(now)
@@ -68,6 +93,7 @@ func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, windo
 
 	if len(st.since) > len(parts) { // partitions went away: start over
 		st.since = make(map[topicPartition]offsetSince, len(parts))
+		st.samples = nil
 	}
 	for i := range parts {
 		p := &parts[i]
@@ -78,24 +104,54 @@ func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, windo
 			p.Stalled = false
 			continue
 		}
-		p.Stalled = p.Lag > 0 && now.Sub(s.since) >= window
+		p.Stalled = p.Lag > 0 && now.Sub(s.since) >= stallWindow
 	}
 
-	switch {
-	case st.base == nil:
-		st.base, st.baseAt = committedOf(parts), now
-	case now.Sub(st.baseAt) >= t.minInterval:
-		var progressed int64
-		for _, p := range parts {
-			if before, ok := st.base[topicPartition{p.Topic, p.Partition}]; ok && before >= 0 && p.Committed > before {
-				progressed += p.Committed - before
-			}
+	d := st.drain(parts, now, drainWindow, stallWindow)
+	st.record(parts, now, max(drainWindow, stallWindow))
+	return d
+}
+
+func (st *progress) drain(parts []PartitionLag, now time.Time, drainWindow, stallWindow time.Duration) drain {
+	// The newest sample at least drainWindow old; without progress since,
+	// older ones, back to the first that is stallWindow old.
+	i := sort.Search(len(st.samples), func(i int) bool { return st.samples[i].at.After(now.Add(-drainWindow)) }) - 1
+	for ; i >= 0; i-- {
+		base := st.samples[i]
+		if moved := progressSince(parts, base.committed); moved > 0 {
+			return drain{rate: float64(moved) / now.Sub(base.at).Seconds(), known: true}
 		}
-		st.rate = float64(progressed) / now.Sub(st.baseAt).Seconds()
-		st.haveRate = true
-		st.base, st.baseAt = committedOf(parts), now
+		if !base.at.After(now.Add(-stallWindow)) {
+			return drain{known: true, stopped: true}
+		}
 	}
-	return st.rate, st.haveRate
+	return drain{}
+}
+
+// progressSince is how many messages parts' committed offsets moved on
+// from base. A partition without a commit in base counts from its first
+// commit on.
+func progressSince(parts []PartitionLag, base map[topicPartition]int64) (moved int64) {
+	for _, p := range parts {
+		if before, ok := base[topicPartition{p.Topic, p.Partition}]; ok && before >= 0 && p.Committed > before {
+			moved += p.Committed - before
+		}
+	}
+	return moved
+}
+
+// record keeps parts' committed offsets as a sample, unless the newest
+// sample is younger than span/historySamples, and drops the samples that
+// a sample span old makes useless.
+func (st *progress) record(parts []PartitionLag, now time.Time, span time.Duration) {
+	if n := len(st.samples); n == 0 || now.Sub(st.samples[n-1].at) >= span/historySamples {
+		st.samples = append(st.samples, sample{at: now, committed: committedOf(parts)})
+	}
+	drop := 0
+	for drop+1 < len(st.samples) && !st.samples[drop+1].at.After(now.Add(-span)) {
+		drop++
+	}
+	st.samples = append(st.samples[:0], st.samples[drop:]...)
 }
 
 // prune drops groups nobody evaluated within ttl, at most once a minute.
@@ -119,16 +175,19 @@ func committedOf(parts []PartitionLag) map[topicPartition]int64 {
 	return m
 }
 
-// timeToDrain is backlog / rate, 0 without backlog, NoProgressDrainSeconds
-// when the group has a backlog and made no progress.
-func timeToDrain(backlog int64, rate float64) float64 {
+// timeToDrain is backlog / rate: 0 without backlog, whatever the history;
+// NoProgressDrainSeconds when the group has a backlog and stopped; ok is
+// false when the history cannot tell yet.
+func timeToDrain(backlog int64, d drain) (seconds float64, ok bool) {
 	switch {
 	case backlog <= 0:
-		return 0
-	case rate <= 0:
-		return NoProgressDrainSeconds
+		return 0, true
+	case !d.known:
+		return 0, false
+	case d.stopped || d.rate <= 0:
+		return NoProgressDrainSeconds, true
 	}
-	return float64(backlog) / rate
+	return float64(backlog) / d.rate, true
 }
 
 // lagSeconds is now minus the oldest unconsumed record's time over parts,

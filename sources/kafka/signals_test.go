@@ -1,9 +1,7 @@
 package kafka
 
 import (
-	"context"
 	"errors"
-	"math"
 	"testing"
 	"time"
 
@@ -130,46 +128,6 @@ func TestFirstReceivedIn(t *testing.T) {
 	}
 }
 
-func TestTimeToDrain(t *testing.T) { forEachMode(t, testTimeToDrain) }
-
-func testTimeToDrain(t *testing.T, mode brokerMode) {
-	b := newBroker(t, mode)
-	b.createTopic("q", 2)
-	b.produce("q", 0, 100, nil)
-	b.produce("q", 1, 20, nil)
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 0, 1: 20}})
-	fc := testingclock.NewFakeClock(t0)
-	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, RateMinInterval: 5 * time.Second})
-	q := fromCatalog(t, Query{Cluster: "main", Group: "drain", Signal: config.KafkaTimeToDrain})
-
-	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrNoData) {
-		t.Fatalf("first sample: error %v, want ErrNoData", err)
-	}
-	fc.Step(time.Second) // closer than RateMinInterval: still no rate
-	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrNoData) {
-		t.Fatalf("second sample 1s later: error %v, want ErrNoData", err)
-	}
-	fc.Step(9 * time.Second)
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 30}})
-	// 30 messages in 10s = 3/s; backlog 70 -> 23.33s.
-	if r := evaluate(t, s, q); math.Abs(r.Value-70.0/3) > 1e-9 {
-		t.Errorf("time to drain = %v, want %v", r.Value, 70.0/3)
-	}
-	fc.Step(time.Second) // too soon for a new rate: the last one is reused
-	if r := evaluate(t, s, q); math.Abs(r.Value-70.0/3) > 1e-9 {
-		t.Errorf("time to drain 1s later = %v, want %v", r.Value, 70.0/3)
-	}
-	fc.Step(10 * time.Second) // no progress with a backlog
-	if r := evaluate(t, s, q); r.Value != NoProgressDrainSeconds {
-		t.Errorf("time to drain of a stopped consumer = %v, want %v", r.Value, NoProgressDrainSeconds)
-	}
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 100}})
-	fc.Step(10 * time.Second)
-	if r := evaluate(t, s, q); r.Value != 0 {
-		t.Errorf("time to drain without backlog = %v, want 0", r.Value)
-	}
-}
-
 func TestStalledPartitions(t *testing.T) { forEachMode(t, testStalledPartitions) }
 
 func testStalledPartitions(t *testing.T, mode brokerMode) {
@@ -210,19 +168,5 @@ func testStalledPartitions(t *testing.T, mode brokerMode) {
 	fc.Step(2 * time.Second)
 	if r := evaluate(t, s, q); r.Value != 2 {
 		t.Errorf("stalled with a 1s window = %v, want 2", r.Value)
-	}
-}
-
-func TestTimeToDrainArithmetic(t *testing.T) {
-	for _, tc := range []struct {
-		backlog int64
-		rate    float64
-		want    float64
-	}{
-		{0, 0, 0}, {0, 5, 0}, {100, 0, NoProgressDrainSeconds}, {100, 4, 25},
-	} {
-		if got := timeToDrain(tc.backlog, tc.rate); got != tc.want {
-			t.Errorf("timeToDrain(%d, %v) = %v, want %v", tc.backlog, tc.rate, got, tc.want)
-		}
 	}
 }

@@ -45,10 +45,6 @@ type Options struct {
 	// LagSecondsConcurrency bounds the Fetch requests one lag_seconds
 	// evaluation has in flight. Zero means 8.
 	LagSecondsConcurrency int
-	// RateMinInterval is the shortest time between the two samples a
-	// consume rate is measured from; evaluations closer together reuse
-	// the last rate. Zero means 1s.
-	RateMinInterval time.Duration
 	// StateTTL drops the offset history of a group nobody evaluated for
 	// this long. Zero means 1h; it should exceed the longest stall window.
 	StateTTL time.Duration
@@ -90,7 +86,7 @@ func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 		clusters:    make(map[string]*cluster, len(clusters)),
 		clock:       opts.Clock,
 		concurrency: opts.LagSecondsConcurrency,
-		tracker:     newTracker(orDefault(opts.RateMinInterval, defaultRateMinInterval), orDefault(opts.StateTTL, defaultStateTTL)),
+		tracker:     newTracker(orDefault(opts.StateTTL, defaultStateTTL)),
 		cancel:      cancel,
 	}
 	if s.clock == nil {
@@ -176,7 +172,10 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		return Result{}, err
 	}
 	now := s.clock.Now()
-	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.StallWindow)
+	var d drain
+	if q.Signal == config.KafkaTimeToDrain || q.Signal == config.KafkaStalledPartitions {
+		d = s.tracker.observe(q.stateKey(), parts, now, q.DrainWindow, q.StallWindow)
+	}
 
 	r := Result{Time: now, Partitions: parts}
 	var total, worst int64
@@ -198,11 +197,12 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	case config.KafkaStalledPartitions:
 		r.Value = float64(stalled)
 	case config.KafkaTimeToDrain:
-		if !haveRate {
-			return Result{}, fmt.Errorf("kafka: time to drain of group %q on cluster %q: %w: the consume rate needs a second sample at least %s after the first",
-				q.Group, c.name, ErrNoData, s.tracker.minInterval)
+		v, ok := timeToDrain(total, d)
+		if !ok {
+			return Result{}, fmt.Errorf("kafka: time to drain of group %q on cluster %q: %w: the consume rate needs %s of history (drainWindow), or %s (stallWindow) to tell a stopped group",
+				q.Group, c.name, ErrNoData, q.DrainWindow, q.StallWindow)
 		}
-		r.Value = timeToDrain(total, rate)
+		r.Value = v
 	default:
 		return Result{}, fmt.Errorf("kafka: unknown signal %q; build the query with QueryFromSelector from a catalog entry", q.Signal)
 	}

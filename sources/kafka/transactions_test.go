@@ -87,7 +87,7 @@ func testTransactions(t *testing.T, mode brokerMode) {
 	b.commit("committed-reader-ru", map[string]map[int32]int64{"tx": {1: 2}}) // the same offsets, read by a read_uncommitted entry
 
 	fc := testingclock.NewFakeClock(t0.Add(100 * time.Second))
-	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, RateMinInterval: time.Second})
+	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc})
 	ru, rc := config.IsolationReadUncommitted, config.IsolationReadCommitted
 	for _, tc := range []struct {
 		group, isolation string

@@ -204,3 +204,61 @@ func lagSeconds(parts []PartitionLag, now time.Time) float64 {
 	}
 	return max(0, now.Sub(oldest).Seconds())
 }
+
+// windows keeps, per Query.Key of a query with a Window, the values read
+// within that window, so that the query answers their maximum. Safe for
+// concurrent use: every method holds mu.
+type windows struct {
+	ttl time.Duration
+
+	mu        sync.Mutex
+	states    map[string]*levels
+	lastPrune time.Time
+}
+
+type levels struct {
+	lastSeen time.Time
+	values   []level // oldest first
+}
+
+type level struct {
+	at    time.Time
+	value float64
+}
+
+func newWindows(ttl time.Duration) *windows {
+	return &windows{ttl: ttl, states: map[string]*levels{}}
+}
+
+// max records value read at now under key and returns the largest value
+// read within window up to now (value itself when it is the first).
+func (w *windows) max(key string, value float64, now time.Time, window time.Duration) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.lastPrune) >= time.Minute {
+		w.lastPrune = now
+		for k, st := range w.states {
+			if now.Sub(st.lastSeen) > w.ttl {
+				delete(w.states, k)
+			}
+		}
+	}
+	st := w.states[key]
+	if st == nil {
+		st = &levels{}
+		w.states[key] = st
+	}
+	st.lastSeen = now
+	// A value above an older one makes the older one useless: the
+	// values kept fall from the oldest to the newest.
+	for n := len(st.values); n > 0 && st.values[n-1].value <= value; n-- {
+		st.values = st.values[:n-1]
+	}
+	st.values = append(st.values, level{now, value})
+	drop := 0
+	for drop < len(st.values) && now.Sub(st.values[drop].at) > window {
+		drop++
+	}
+	st.values = append(st.values[:0], st.values[drop:]...)
+	return st.values[0].value
+}

@@ -68,6 +68,7 @@ type Source struct {
 	clock       clock.PassiveClock
 	concurrency int
 	tracker     *tracker
+	windows     *windows
 	metrics     *metrics
 	cancel      context.CancelFunc
 }
@@ -87,6 +88,7 @@ func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 		clock:       opts.Clock,
 		concurrency: opts.LagSecondsConcurrency,
 		tracker:     newTracker(orDefault(opts.StateTTL, defaultStateTTL)),
+		windows:     newWindows(orDefault(opts.StateTTL, defaultStateTTL)),
 		cancel:      cancel,
 	}
 	if s.clock == nil {
@@ -130,11 +132,15 @@ func (s *Source) Close() error {
 //     worst partition; 0 when caught up (see firstReceivedIn for records
 //     without timestamps);
 //   - time_to_drain_seconds: lag / consume rate, the rate measured from
-//     committed-offset progress since the previous sample of the same
-//     group and topics; ErrNoData until two samples exist; 0 without lag;
-//     NoProgressDrainSeconds when lagging without progress;
+//     committed-offset progress over q.DrainWindow of the entry's history
+//     (tracker.observe); ErrNoData until the history is long enough; 0
+//     without lag; NoProgressDrainSeconds when lagging with no commit for
+//     q.StallWindow;
 //   - stalled_partitions: partitions with lag whose committed offset has
 //     not moved for q.StallWindow.
+//
+// With q.Window, the lag signals answer the maximum of the values this
+// query read within the window, this one included.
 //
 // Errors: ErrUnknownGroup (GroupNotFound), ErrUnknownTopic (a named topic
 // that does not exist, or that the group has no committed offsets for and
@@ -205,6 +211,9 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		r.Value = v
 	default:
 		return Result{}, fmt.Errorf("kafka: unknown signal %q; build the query with QueryFromSelector from a catalog entry", q.Signal)
+	}
+	if q.Window > 0 {
+		r.Value = s.windows.max(q.Key(), r.Value, now, q.Window)
 	}
 	return r, nil
 }

@@ -237,7 +237,21 @@ const (
 	// KafkaStalledPartitions counts lagging partitions whose committed
 	// offset has not moved for StallWindow.
 	KafkaStalledPartitions KafkaSignal = "stalled_partitions"
+	// KafkaShareBacklog is a share group's (KIP-932) backlog: records from
+	// each share-partition start offset to the end of the partition that
+	// are not yet delivery-complete (acknowledged or archived), summed
+	// over the selected topics' partitions.
+	KafkaShareBacklog KafkaSignal = "share_backlog"
+	// KafkaShareBacklogMax is the largest share-group backlog of one
+	// partition.
+	KafkaShareBacklogMax KafkaSignal = "share_backlog_max"
 )
+
+// IsShare reports whether s reads a share group (KIP-932) rather than a
+// consumer group.
+func (s KafkaSignal) IsShare() bool {
+	return s == KafkaShareBacklog || s == KafkaShareBacklogMax
+}
 
 // KafkaMetric is the kafka part of an entry.
 type KafkaMetric struct {

@@ -305,7 +305,18 @@ func lessTP(a, b topicPartition) bool {
 func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
 	explicit := len(q.Topics) > 0
 	earliest := q.OffsetReset == config.OffsetResetEarliest
-	committed, err := c.committedOffsets(ctx, q.Group, m)
+	// A share group's start offsets stand in for committed offsets; the
+	// broker may also state each partition's backlog (share.go).
+	var (
+		committed map[string]map[int32]int64
+		backlogs  map[topicPartition]int64
+		err       error
+	)
+	if q.Signal.IsShare() {
+		committed, backlogs, err = c.shareOffsets(ctx, q.Group, m)
+	} else {
+		committed, err = c.committedOffsets(ctx, q.Group, m)
+	}
 	switch {
 	case errors.Is(err, ErrUnknownGroup) && explicit && earliest:
 		committed = nil // some coordinators answer OffsetFetch for an unknown group so
@@ -336,7 +347,11 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		// from their log start, where its consumers will start. Whether
 		// the coordinator knows it changes nothing, so it is not asked.
 	default:
-		exists, err := c.groupExists(ctx, q.Group)
+		lookup := c.groupExists
+		if q.Signal.IsShare() {
+			lookup = c.shareGroupExists
+		}
+		exists, err := lookup(ctx, q.Group)
 		if err != nil {
 			return nil, err
 		}
@@ -414,6 +429,9 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 	for i := range parts {
 		p := &parts[i]
 		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)
+		if b, ok := backlogs[topicPartition{p.Topic, p.Partition}]; ok {
+			p.Lag = b
+		}
 	}
 	sort.Slice(parts, func(i, j int) bool {
 		return lessTP(topicPartition{parts[i].Topic, parts[i].Partition}, topicPartition{parts[j].Topic, parts[j].Partition})

@@ -231,9 +231,9 @@ func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selec
 // lag_seconds).
 func windowOf(signal config.KafkaSignal, isEq bool, values []string) (time.Duration, error) {
 	switch signal {
-	case config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds:
+	case config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaShareBacklog, config.KafkaShareBacklogMax:
 	default:
-		return 0, fmt.Errorf("%w: key %q applies to the signals lag, lag_max and lag_seconds, not %s; remove it", ErrInvalidSelector, keyWindow, signal)
+		return 0, fmt.Errorf("%w: key %q applies to the signals lag, lag_max, lag_seconds, share_backlog and share_backlog_max, not %s; remove it", ErrInvalidSelector, keyWindow, signal)
 	}
 	if !isEq || len(values) != 1 {
 		return 0, fmt.Errorf("%w: key %q supports only %q with one duration, e.g. window=5m", ErrInvalidSelector, keyWindow, "=")

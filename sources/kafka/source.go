@@ -171,11 +171,14 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	// Lag counts from the first record a consumer would receive: past
 	// transaction markers, and records of aborted transactions under
 	// read_committed (records.go). lag_seconds reads that record of every
-	// lagging partition for its time.
+	// lagging partition for its time. A share group's backlog is the
+	// broker's or end - start offset (share.go), left as it is.
 	earliest := q.OffsetReset == config.OffsetResetEarliest
 	readCommitted := q.IsolationLevel == config.IsolationReadCommitted
-	if err := c.settleLag(ctx, q.Group, parts, earliest, readCommitted, q.Signal == config.KafkaLagSeconds, s.concurrency, s.metrics); err != nil {
-		return Result{}, err
+	if !q.Signal.IsShare() {
+		if err := c.settleLag(ctx, q.Group, parts, earliest, readCommitted, q.Signal == config.KafkaLagSeconds, s.concurrency, s.metrics); err != nil {
+			return Result{}, err
+		}
 	}
 	now := s.clock.Now()
 	var d drain
@@ -194,9 +197,9 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		}
 	}
 	switch q.Signal {
-	case config.KafkaLag:
+	case config.KafkaLag, config.KafkaShareBacklog:
 		r.Value = float64(total)
-	case config.KafkaLagMax:
+	case config.KafkaLagMax, config.KafkaShareBacklogMax:
 		r.Value = float64(worst)
 	case config.KafkaLagSeconds:
 		r.Value = lagSeconds(parts, now)

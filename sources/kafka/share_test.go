@@ -180,3 +180,39 @@ func TestShareGroupBacklogV0(t *testing.T) {
 		t.Errorf("DescribeShareGroupOffsets versions = %v, want [0]", got)
 	}
 }
+
+// setShareStartOffsets sets the share-partition start offsets of an empty
+// share group (AlterShareGroupOffsets, which creates the group).
+func (b *broker) setShareStartOffsets(group, topic string, starts map[int32]int64) {
+	b.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.c.ListenAddrs()...))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrAlterShareGroupOffsetsRequest()
+	req.GroupID = group
+	rt := kmsg.NewAlterShareGroupOffsetsRequestTopic()
+	rt.Topic = topic
+	for p, o := range starts {
+		rp := kmsg.NewAlterShareGroupOffsetsRequestTopicPartition()
+		rp.Partition, rp.StartOffset = p, o
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err == nil {
+		err = kerr.ErrorForCode(resp.ErrorCode)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err == nil {
+				err = kerr.ErrorForCode(p.ErrorCode)
+			}
+		}
+	}
+	if err != nil {
+		b.t.Fatalf("alter share group offsets of %s: %v", group, err)
+	}
+	b.markNextGen(group)
+}

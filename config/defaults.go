@@ -21,6 +21,11 @@ const (
 	DefaultKafkaOffsetReset  = OffsetResetLatest
 	DefaultKafkaGroupPattern = "{namespace}.*"
 	DefaultKafkaStallWindow  = 5 * time.Minute
+	DefaultKafkaDrainWindow  = 2 * time.Minute
+	// MaxKafkaDrainWindow bounds drainWindow: the offset history of a
+	// group nobody reads is dropped after an hour.
+	MaxKafkaDrainWindow        = time.Hour
+	DefaultKafkaIsolationLevel = IsolationReadUncommitted
 
 	// DefaultKafkaSharedGroupPattern is the groupPattern of a namespaced:
 	// false entry: any group, for the namespaces in callerNamespaces.
@@ -46,6 +51,15 @@ const (
 	// OffsetResetEarliest counts a partition without a committed offset as
 	// lagging by everything retained (end - log start offset).
 	OffsetResetEarliest = "earliest"
+)
+
+// KafkaMetric.IsolationLevel values.
+const (
+	// IsolationReadUncommitted counts records up to the high watermark.
+	IsolationReadUncommitted = "read_uncommitted"
+	// IsolationReadCommitted counts records up to the last stable offset,
+	// without those of aborted transactions.
+	IsolationReadCommitted = "read_committed"
 )
 
 // setDefaults fills every unset field that has a default. It runs before
@@ -80,6 +94,8 @@ func (m *Metric) setDefaults() {
 		setList(&m.Kafka.AllowedTopics, DefaultKafkaSharedAllowedTopics)
 	}
 	setDuration(&m.Kafka.StallWindow, DefaultKafkaStallWindow)
+	setDuration(&m.Kafka.DrainWindow, DefaultKafkaDrainWindow)
+	setString(&m.Kafka.IsolationLevel, DefaultKafkaIsolationLevel)
 }
 
 func setString(s *string, def string) {

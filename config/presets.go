@@ -66,6 +66,8 @@ func presets() []Metric {
 		{"kafka_consumer_lag_seconds", KafkaLagSeconds, "How far behind the consumer group is, in seconds."},
 		{"kafka_consumer_time_to_drain_seconds", KafkaTimeToDrain, "Estimated seconds for the group to consume its lag at its recent rate."},
 		{"kafka_consumer_stalled_partitions", KafkaStalledPartitions, "Lagging partitions whose committed offset has not moved for the stall window."},
+		{"kafka_share_group_backlog", KafkaShareBacklog, "Share group records not yet acknowledged or archived, summed over the selected topics' partitions."},
+		{"kafka_share_group_backlog_max", KafkaShareBacklogMax, "Largest share group backlog of one partition, in records."},
 	} {
 		out = append(out, Metric{
 			Name:        k.name,

@@ -251,7 +251,21 @@ const (
 	// KafkaStalledPartitions counts lagging partitions whose committed
 	// offset has not moved for StallWindow.
 	KafkaStalledPartitions KafkaSignal = "stalled_partitions"
+	// KafkaShareBacklog is a share group's (KIP-932) backlog: records from
+	// each share-partition start offset to the end of the partition that
+	// are not yet delivery-complete (acknowledged or archived), summed
+	// over the selected topics' partitions.
+	KafkaShareBacklog KafkaSignal = "share_backlog"
+	// KafkaShareBacklogMax is the largest share-group backlog of one
+	// partition.
+	KafkaShareBacklogMax KafkaSignal = "share_backlog_max"
 )
+
+// IsShare reports whether s reads a share group (KIP-932) rather than a
+// consumer group.
+func (s KafkaSignal) IsShare() bool {
+	return s == KafkaShareBacklog || s == KafkaShareBacklogMax
+}
 
 // KafkaMetric is the kafka part of an entry.
 type KafkaMetric struct {
@@ -281,6 +295,20 @@ type KafkaMetric struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled. Default 5m.
 	StallWindow Duration `json:"stallWindow,omitempty"`
+	// DrainWindow is the span time_to_drain_seconds measures the consume
+	// rate over: the progress of the committed offsets from the sample
+	// DrainWindow old to now. Keep it several times the consumers' commit
+	// interval (5s for Kafka's Java consumer, 30s for Kafka Streams), so
+	// that a commit more or less in the window changes little. Default 2m;
+	// at most 1h.
+	DrainWindow Duration `json:"drainWindow,omitempty"`
+	// IsolationLevel is how records of transactions count, as a consumer
+	// with the same isolation.level sees them: "read_uncommitted" (the
+	// default) counts every record up to the high watermark;
+	// "read_committed" counts up to the last stable offset (records of
+	// open transactions do not count yet) and never counts records of
+	// aborted transactions. Transaction markers never count under either.
+	IsolationLevel string `json:"isolationLevel,omitempty"`
 }
 
 // Duration is a time.Duration written as a Go duration string ("30s") in

@@ -25,7 +25,7 @@ var (
 	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 
 	apiNames      = []API{APIPods, APIObject, APIExternal}
-	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions}
+	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions, KafkaShareBacklog, KafkaShareBacklogMax}
 	saslMechanism = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
 
 	promqlParser = parser.NewParser(parser.Options{})
@@ -225,7 +225,7 @@ func (m *Metric) validateKafka(p *problems) {
 		set  bool
 	}{{"query", m.Query != ""}, {"parameters", len(m.Parameters) > 0}, {"selectorLabels", len(m.SelectorLabels) > 0}, {"resources", len(m.Resources) > 0}} {
 		if f.set {
-			p.add(f.name, "not used by a kafka entry; remove it (kafka entries take the selector keys group, topic and cluster)")
+			p.add(f.name, "not used by a kafka entry; remove it (kafka entries take the selector keys group, topic, cluster and window)")
 		}
 	}
 	k := m.Kafka
@@ -249,6 +249,12 @@ func (m *Metric) validateKafka(p *problems) {
 	m.validateKafkaScope(p)
 	if k.StallWindow.Duration < 0 {
 		p.add("kafka.stallWindow", "must be positive, got %s; remove the key to use the default", k.StallWindow.Duration)
+	}
+	if d := k.DrainWindow.Duration; d < 0 || d > MaxKafkaDrainWindow {
+		p.add("kafka.drainWindow", "must be positive and at most %s, got %s; remove the key to use the default (%s)", MaxKafkaDrainWindow, d, DefaultKafkaDrainWindow)
+	}
+	if k.IsolationLevel != IsolationReadUncommitted && k.IsolationLevel != IsolationReadCommitted {
+		p.add("kafka.isolationLevel", "unknown value %q; use %s or %s", k.IsolationLevel, IsolationReadUncommitted, IsolationReadCommitted)
 	}
 }
 

@@ -62,6 +62,10 @@ metrics:
     apis: [external]
     source: kafka
     kafka: {signal: lag, offsetReset: earliest, allowedTopics: ["{namespace}.*"]}
+  - name: kafka_share_group_backlog
+    apis: [external]
+    source: kafka
+    kafka: {signal: share_backlog}
   - name: platform_lag
     apis: [external]
     source: kafka
@@ -111,11 +115,24 @@ func TestKafkaForeignGroupAnswersLikeAnUnknownOne(t *testing.T) {
 			t.Errorf("body %s lacks %s", fb, want)
 		}
 	}
+	// Share groups obey the same rule.
+	fc, fb := foreign("team", "kafka_share_group_backlog", "group=team-a.billing")
+	uc, ub := unknown("team", "kafka_share_group_backlog", "group=team-a.billing")
+	if fc != 404 || uc != 404 || fb != ub {
+		t.Errorf("share group from namespace team:\n foreign: %d %s\n unknown: %d %s\nwant the same 404", fc, fb, uc, ub)
+	}
+	// Scale from zero reads a group that never existed (an earliest entry
+	// with a topic), but only one the namespace owns: a foreign name is the
+	// same 404, without asking Kafka.
+	code, body := foreign("team", "kafka_consumer_lag_earliest", "group=team-a.reports,topic=team-a.orders")
+	if want := `consumer group \"team-a.reports\" on cluster \"main\": not found for namespace \"team\"`; code != 404 || !strings.Contains(body, want) {
+		t.Errorf("a foreign group that never existed, under earliest with a topic: %d %s, want 404 with %s", code, body, want)
+	}
 	if q := foreignKafka.asked(); len(q) != 0 {
 		t.Errorf("Kafka was asked about a group the namespace does not own: %+v", q)
 	}
-	if q := unknownKafka.asked(); len(q) != 2 {
-		t.Errorf("Kafka was asked %d times about an owned group, want 2 (one per selector): %+v", len(q), q)
+	if q := unknownKafka.asked(); len(q) != 3 {
+		t.Errorf("Kafka was asked %d times about an owned group, want 3 (one per selector and entry): %+v", len(q), q)
 	}
 	// The owner reads it.
 	if code, body := foreign("team-a", "kafka_consumer_lag", "group=team-a.billing"); code != 200 || !strings.Contains(body, `"value":"7"`) {
@@ -142,6 +159,8 @@ func TestKafkaGroupOwnership(t *testing.T) {
 		{"demo", "kafka_consumer_lag", "anything", 404, nil},               // neither pattern nor owners
 		{"demo", "kafka_consumer_lag_earliest", "demo.audit", 200, []string{"demo.*"}},
 		{"team-a", "kafka_consumer_lag_earliest", "team-a.billing", 200, []string{"team-a.*"}},
+		{"team-a", "kafka_share_group_backlog", "team-a.billing", 200, []string{"team-a.*"}},
+		{"team", "kafka_share_group_backlog", "team-a.billing", 404, nil},
 		{"platform", "platform_lag", "anything", 200, []string{"*"}}, // namespaced: false: any group, any topic
 		{"team-a", "platform_lag", "anything", 404, nil},             // not a caller
 	} {

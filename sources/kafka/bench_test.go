@@ -21,13 +21,15 @@ import (
 // per evaluation. hpa-signals is the steady state, log-start offsets
 // cached; hpa-signals-log-starts-expired moves the clock past the metadata
 // TTL before every evaluation, so each one reads log starts too (what a
-// cold evaluation, or one per TTL, costs).
+// cold evaluation, or one per TTL, costs); hpa-signals-share-group is the
+// backlog of a share group with the same start offsets (one
+// DescribeShareGroupOffsets instead of the OffsetFetch).
 //
 //	go test -run '^$' -bench GroupLag10k -benchtime 20x ./sources/kafka/
 func BenchmarkGroupLag10kPartitions(b *testing.B) {
 	const partitions = 10_000
 	start := time.Now()
-	br := newBroker(b)
+	br := newBroker(b, kafka4)
 	br.createTopic("big", partitions)
 	br.seedClient()
 	rs := make([]*kgo.Record, 0, 3*partitions)
@@ -43,6 +45,7 @@ func BenchmarkGroupLag10kPartitions(b *testing.B) {
 		b.Fatalf("produce: %v", err)
 	}
 	br.commit("big-group", map[string]map[int32]int64{"big": committed})
+	br.setShareStartOffsets("big-share-group", "big", committed)
 	var wantLag int64
 	for p := int32(0); p < partitions; p++ {
 		wantLag += int64(1+p%3) - int64(p%2)
@@ -62,17 +65,18 @@ func BenchmarkGroupLag10kPartitions(b *testing.B) {
 		b.ReportMetric(float64(most)/n, "listoffsets/broker/op")
 		b.ReportMetric(float64(br.counts.total("ListOffsets"))/n, "listoffsets-req/op")
 		b.ReportMetric(float64(br.counts.total("OffsetFetch"))/n, "offsetfetch-req/op")
+		b.ReportMetric(float64(br.counts.total("DescribeShareGroupOffsets"))/n, "describesharegroupoffsets-req/op")
 		b.ReportMetric(float64(br.counts.all())/n, "requests/op")
 		// Goroutines of the whole process, the in-process brokers included.
 		b.ReportMetric(float64(runtime.NumGoroutine()), "goroutines")
 	}
 
 	// ours evaluates once per iteration; advance runs before each, untimed.
-	ours := func(advance time.Duration) func(b *testing.B) {
+	ours := func(advance time.Duration, q Query) func(b *testing.B) {
 		return func(b *testing.B) {
 			fc := testingclock.NewFakeClock(time.Now())
 			s := newSource(b, []config.KafkaCluster{cfg}, Options{Clock: fc})
-			q := fromCatalog(b, Query{Cluster: "main", Group: "big-group", Topics: []string{"big"}})
+			q := fromCatalog(b, q)
 			if r, err := s.Evaluate(context.Background(), q); err != nil || int64(r.Value) != wantLag {
 				b.Fatalf("warm-up: lag %v, %v; want %d", r.Value, err, wantLag)
 			}
@@ -93,8 +97,10 @@ func BenchmarkGroupLag10kPartitions(b *testing.B) {
 			report(b)
 		}
 	}
-	b.Run("hpa-signals", ours(0))
-	b.Run("hpa-signals-log-starts-expired", ours(cfg.MetadataTTL.Duration))
+	group := Query{Cluster: "main", Group: "big-group", Topics: []string{"big"}}
+	b.Run("hpa-signals", ours(0, group))
+	b.Run("hpa-signals-log-starts-expired", ours(cfg.MetadataTTL.Duration, group))
+	b.Run("hpa-signals-share-group", ours(0, Query{Cluster: "main", Group: "big-share-group", Topics: []string{"big"}, Signal: config.KafkaShareBacklog}))
 
 	b.Run("naive-per-partition", func(b *testing.B) {
 		t := &kafkago.Transport{MetadataTTL: time.Minute}

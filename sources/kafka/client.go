@@ -35,6 +35,8 @@ type cluster struct {
 	saslHint       string // appended to connection-closed errors when SASL is on
 	clock          clock.PassiveClock
 	logStarts      *logStartCache // TTL: the transport's MetadataTTL
+	apiVersions    *apiVersionsCache
+	tails          *tailCache // where lagging partitions' consumers would next receive a record
 
 	mu           sync.Mutex
 	coordinators map[string]int32 // group -> coordinator broker ID
@@ -66,6 +68,8 @@ func newCluster(ctx context.Context, c config.KafkaCluster, clk clock.PassiveClo
 		requestTimeout: c.RequestTimeout.Duration,
 		clock:          clk,
 		logStarts:      newLogStartCache(t.MetadataTTL),
+		apiVersions:    &apiVersionsCache{ttl: t.MetadataTTL},
+		tails:          newTailCache(defaultStateTTL),
 		coordinators:   map[string]int32{},
 	}
 	if c.SASL != nil {

@@ -32,7 +32,8 @@ type TopicOffsets struct {
 }
 
 // DescribeGroup asks the cluster about a consumer group: one OffsetFetch
-// and one DescribeGroups, both to the group's coordinator. It reads offsets
+// and one DescribeGroups, both to the group's coordinator, and a
+// ConsumerGroupDescribe when DescribeGroups does not know the group. It reads offsets
 // only, never records or topic metadata. A group the coordinator does not
 // know and that has no committed offsets is GroupNotFound. Which groups a
 // caller may ask about is the provider's decision, as for Evaluate.
@@ -63,6 +64,19 @@ func (s *Source) DescribeGroup(ctx context.Context, clusterName, group string) (
 
 	if d.State, d.Members, err = c.groupState(ctx, group); err != nil {
 		return GroupDescription{}, err
+	}
+	if d.State == "Dead" || d.State == "" {
+		// A group of the consumer protocol (KIP-848) is unknown to
+		// DescribeGroups; its members are not counted.
+		state, err := c.describeNextGen(ctx, apiConsumerGroupDescribe, group, 0)
+		var unsupported *unsupportedError
+		switch {
+		case errors.As(err, &unsupported):
+		case err != nil:
+			return GroupDescription{}, err
+		case state != "":
+			d.State = state
+		}
 	}
 	if (d.State == "Dead" || d.State == "") && len(d.Topics) == 0 {
 		return GroupDescription{}, GroupNotFound(c.name, group)

@@ -34,8 +34,10 @@ func lagsOf(r Result) map[string]int64 {
 	return m
 }
 
-func TestLagExact(t *testing.T) {
-	b := newBroker(t)
+func TestLagExact(t *testing.T) { forEachMode(t, testLagExact) }
+
+func testLagExact(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 6)
 	produced := []int{10, 0, 5, 7, 3, 1}
 	for p, n := range produced {
@@ -89,8 +91,10 @@ func TestLagExact(t *testing.T) {
 // Messages removed by retention (DeleteRecords moves the log start) never
 // count: not for a committed offset below the new start, not under
 // earliest for an uncommitted partition.
-func TestLagIgnoresDeletedRecords(t *testing.T) {
-	b := newBroker(t)
+func TestLagIgnoresDeletedRecords(t *testing.T) { forEachMode(t, testLagIgnoresDeletedRecords) }
+
+func testLagIgnoresDeletedRecords(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("events", 3)
 	for p := int32(0); p < 3; p++ {
 		b.produce("events", p, 10, nil)
@@ -142,7 +146,11 @@ func TestPartitionLagArithmetic(t *testing.T) {
 // With no topic in the selector, only topics the group committed to count;
 // an unrelated topic with a backlog never does.
 func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testLagDefaultTopicsAreTheGroupsOwn)
+}
+
+func testLagDefaultTopicsAreTheGroupsOwn(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("mine", 2)
 	b.createTopic("other", 2)
 	b.createTopic("mine-too", 1)
@@ -171,8 +179,10 @@ func TestLagDefaultTopicsAreTheGroupsOwn(t *testing.T) {
 	}
 }
 
-func TestUnknownGroupAndTopic(t *testing.T) {
-	b := newBroker(t)
+func TestUnknownGroupAndTopic(t *testing.T) { forEachMode(t, testUnknownGroupAndTopic) }
+
+func testUnknownGroupAndTopic(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 3)
 	b.produce("orders", 0, 3, nil)
 	b.commit("known", map[string]map[int32]int64{"orders": {0: 1}})
@@ -200,8 +210,10 @@ func TestUnknownGroupAndTopic(t *testing.T) {
 	}
 }
 
-func TestTimeoutIsAnError(t *testing.T) {
-	b := newBroker(t)
+func TestTimeoutIsAnError(t *testing.T) { forEachMode(t, testTimeoutIsAnError) }
+
+func testTimeoutIsAnError(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 1)
 	b.commit("g", map[string]map[int32]int64{"orders": {0: 0}})
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
@@ -216,7 +228,11 @@ func TestTimeoutIsAnError(t *testing.T) {
 // A per-partition error fails the evaluation (no value from a partial
 // read) and is counted in hpa_signals_kafka_partition_errors_total.
 func TestPartitionErrorFailsEvaluation(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testPartitionErrorFailsEvaluation)
+}
+
+func testPartitionErrorFailsEvaluation(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 3)
 	b.produce("orders", 0, 5, nil)
 	b.commit("g", map[string]map[int32]int64{"orders": {0: 1}})
@@ -251,5 +267,64 @@ func TestPartitionErrorFailsEvaluation(t *testing.T) {
 	}
 	if r := evaluate(t, s, q); r.Value != 4 {
 		t.Errorf("lag after the error cleared = %v, want 4", r.Value)
+	}
+}
+
+// Scale from zero: a group that has never existed (a new workload at 0
+// replicas), asked about named topics under offsetReset earliest, lags by
+// everything retained in them, as its consumers will start at the log
+// start; the coordinator is not asked about it. Under latest, or without
+// a topic, it is still an unknown group; a topic allowedTopics does not
+// allow is still answered like one that does not exist.
+func TestScaleFromZero(t *testing.T) { forEachMode(t, testScaleFromZero) }
+
+func testScaleFromZero(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
+	b.createTopic("reports", 3)
+	b.createTopic("other", 1)
+	for p, n := range []int{10, 4, 0} {
+		if n > 0 {
+			b.produce("reports", int32(p), n, nil)
+		}
+	}
+	if err := b.c.DeleteRecords("reports", 0, 6); err != nil { // retention
+		t.Fatal(err)
+	}
+	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
+	b.counts.reset()
+	q := Query{Cluster: "main", Group: "never-existed", Topics: []string{"reports"}, AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetEarliest}
+	r := evaluate(t, s, fromCatalog(t, q))
+	if want := map[string]int64{"reports/0": 4, "reports/1": 4, "reports/2": 0}; r.Value != 8 || !maps.Equal(lagsOf(r), want) {
+		t.Errorf("lag of a group that never existed = %v %v, want 8 %v", r.Value, lagsOf(r), want)
+	}
+	for _, api := range []string{"DescribeGroups", "ConsumerGroupDescribe"} {
+		if n := b.counts.total(api); n != 0 {
+			t.Errorf("%d %s requests, want 0", n, api)
+		}
+	}
+	q.Signal = config.KafkaLagMax
+	if r := evaluate(t, s, fromCatalog(t, q)); r.Value != 4 {
+		t.Errorf("lag_max = %v, want 4", r.Value)
+	}
+
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want error
+	}{
+		{"latest", Query{Cluster: "main", Group: "never-existed", Topics: []string{"reports"}, AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetLatest}, ErrUnknownGroup},
+		{"no topic", Query{Cluster: "main", Group: "never-existed", AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetEarliest}, ErrUnknownGroup},
+		{"topic not allowed", Query{Cluster: "main", Group: "never-existed", Topics: []string{"other"}, AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetEarliest}, ErrUnknownTopic},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Evaluate(context.Background(), fromCatalog(t, tc.q)); !errors.Is(err, tc.want) {
+				t.Errorf("error = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	_, notAllowed := s.Evaluate(context.Background(), fromCatalog(t, Query{Cluster: "main", Group: "never-existed", Topics: []string{"other"}, AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetEarliest}))
+	_, missing := s.Evaluate(context.Background(), fromCatalog(t, Query{Cluster: "main", Group: "never-existed", Topics: []string{"rep-missing"}, AllowedTopics: []string{"rep*"}, OffsetReset: config.OffsetResetEarliest}))
+	if notAllowed == nil || missing == nil || strings.ReplaceAll(notAllowed.Error(), "other", "T") != strings.ReplaceAll(missing.Error(), "rep-missing", "T") {
+		t.Errorf("a topic not allowed and one that does not exist read differently:\n %v\n %v", notAllowed, missing)
 	}
 }

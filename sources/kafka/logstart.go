@@ -47,7 +47,7 @@ import (
 // lag_seconds is the exception that reads within the TTL: it fetches the
 // record at max(committed, logStart), which fails with OFFSET_OUT_OF_RANGE
 // when retention moved the log start past it since the cached read; that
-// partition's log start is then read again (see readOldest).
+// partition's log start is then read again (see settleLag).
 
 // logStartCache holds the log-start offsets of one cluster's partitions.
 // Safe for concurrent use: every method holds mu. Two evaluations that
@@ -134,7 +134,7 @@ func (c *cluster) readLogStarts(ctx context.Context, parts []PartitionLag, idx [
 		byLeader[p.leader] = appendPartition(byLeader[p.leader], p.Topic, p.Partition)
 	}
 	readAt := c.clock.Now()
-	starts, err := c.listOffsets(ctx, byLeader, kafkago.FirstOffset, m)
+	starts, err := c.listOffsets(ctx, byLeader, kafkago.FirstOffset, false, m)
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,11 @@ func TestLogStartCacheRules(t *testing.T) {
 // only one ListOffsets goes to each leader); once the TTL has passed the
 // log start is read again and they stop counting.
 func TestLagPicksUpDeletedRecordsAfterTTL(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testLagPicksUpDeletedRecordsAfterTTL)
+}
+
+func testLagPicksUpDeletedRecordsAfterTTL(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("events", 6)
 	leaders := map[int32]bool{}
 	for p := int32(0); p < 6; p++ {
@@ -153,7 +157,11 @@ func TestLagPicksUpDeletedRecordsAfterTTL(t *testing.T) {
 // (here: the topic was deleted and created again): the cached value is
 // wrong, not old, and is read again at once, only from that leader.
 func TestLogStartReadAgainWhenEndIsBelowIt(t *testing.T) {
-	b := newBroker(t)
+	forEachMode(t, testLogStartReadAgainWhenEndIsBelowIt)
+}
+
+func testLogStartReadAgainWhenEndIsBelowIt(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("anchor", 1)
 	b.createTopic("jobs", 1)
 	b.produce("jobs", 0, 10, nil)
@@ -207,8 +215,10 @@ func TestLogStartReadAgainWhenEndIsBelowIt(t *testing.T) {
 // read, that Fetch is out of range: the log start is read again (one
 // ListOffsets, to that partition's leader) and the record after it is used,
 // in the same evaluation.
-func TestLagSecondsReadsMovedLogStart(t *testing.T) {
-	b := newBroker(t)
+func TestLagSecondsReadsMovedLogStart(t *testing.T) { forEachMode(t, testLagSecondsReadsMovedLogStart) }
+
+func testLagSecondsReadsMovedLogStart(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("jobs", 3)
 	for p := int32(0); p < 3; p++ {
 		b.produce("jobs", p, 10, func(i int) time.Time { return t0.Add(time.Duration(i) * time.Second) })

@@ -91,20 +91,38 @@ func (c *cluster) forgetCoordinator(group string) {
 // partition (OffsetFetch with null topics: one request to the cached
 // coordinator). A moved coordinator is looked up again once.
 func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics) (map[string]map[int32]int64, error) {
-	op := fmt.Sprintf("offset fetch for group %q", group)
+	var out map[string]map[int32]int64
+	err := c.atCoordinator(ctx, group, fmt.Sprintf("offset fetch for group %q", group), func(id int32) error {
+		msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &offsetFetchAt{GroupID: group, broker: id})
+		if err != nil {
+			return err
+		}
+		res := msg.(*offsetfetch.Response)
+		if res.ErrorCode != 0 {
+			return kafkago.Error(res.ErrorCode)
+		}
+		out, err = c.collectCommitted(group, res, m)
+		return err
+	})
+	if errors.Is(err, kafkago.GroupIdNotFound) {
+		return nil, GroupNotFound(c.name, group)
+	}
+	return out, err
+}
+
+// atCoordinator runs send with the cached coordinator of group. When the
+// coordinator moved (or its connection failed) it forgets it, and sends
+// once more to the one FindCoordinator then names. Errors other than
+// GROUP_ID_NOT_FOUND, which is returned as is, are wrapped with op.
+func (c *cluster) atCoordinator(ctx context.Context, group, op string, send func(coordinator int32) error) error {
 	for attempt := 0; ; attempt++ {
 		id, err := c.coordinator(ctx, group)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		msg, err := c.transport.RoundTrip(ctx, c.client.Addr, &offsetFetchAt{GroupID: group, broker: id})
+		err = send(id)
 		if err == nil {
-			res := msg.(*offsetfetch.Response)
-			if res.ErrorCode != 0 {
-				err = kafkago.Error(res.ErrorCode)
-			} else {
-				return c.collectCommitted(group, res, m)
-			}
+			return nil
 		}
 		var gone errBrokerGone
 		retriable := errors.Is(err, kafkago.NotCoordinatorForGroup) || errors.Is(err, kafkago.GroupCoordinatorNotAvailable) || errors.As(err, &gone)
@@ -113,11 +131,11 @@ func (c *cluster) committedOffsets(ctx context.Context, group string, m *metrics
 		}
 		switch {
 		case errors.Is(err, kafkago.GroupIdNotFound):
-			return nil, GroupNotFound(c.name, group)
+			return err
 		case retriable && attempt == 0:
 			continue
 		default:
-			return nil, c.wrap(op, err)
+			return c.wrap(op, err)
 		}
 	}
 }
@@ -152,14 +170,27 @@ func (c *cluster) partialRead(op, api string, perr []partitionError, m *metrics)
 	return c.wrap(op, fmt.Errorf("%d partition(s) failed, first %s/%d: %w", len(perr), first.tp.topic, first.tp.partition, first.err))
 }
 
-// groupExists asks the coordinator whether group is known (DescribeGroups).
-// Used only when the group has no committed offsets at all.
+// groupExists reports whether the coordinator knows group. Used only when
+// the group has no committed offsets at all. DescribeGroups answers for a
+// classic group. Kafka 4 answers it with "Dead" and no members for a group
+// of the consumer protocol (KIP-848), which is the default of new clients
+// on 4.x (and, from DescribeGroups v6, with GROUP_ID_NOT_FOUND: "not a
+// classic group"), so a group DescribeGroups does not know is asked for
+// with ConsumerGroupDescribe where the cluster supports it (Kafka 3.7+).
 func (c *cluster) groupExists(ctx context.Context, group string) (bool, error) {
 	state, _, err := c.groupState(ctx, group)
 	if err != nil {
 		return false, err
 	}
-	return state != "Dead" && state != "", nil
+	if state != "Dead" && state != "" {
+		return true, nil
+	}
+	state, err = c.describeNextGen(ctx, apiConsumerGroupDescribe, group, 0)
+	var unsupported *unsupportedError
+	if errors.As(err, &unsupported) {
+		return false, nil // no group of the consumer protocol before Kafka 3.7
+	}
+	return state != "", err
 }
 
 // metadata returns the cached metadata of topics (no broker request unless
@@ -175,11 +206,20 @@ func (c *cluster) metadata(ctx context.Context, topics []string) (*meta.Response
 // listOffsets sends one ListOffsets request per leader broker for the
 // given timestamp (-1 end, -2 log start) and returns the offsets by
 // partition. Leaders are asked concurrently. A request carries one
-// timestamp per partition, so the two kinds never share a request.
-func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, m *metrics) (map[topicPartition]int64, error) {
+// timestamp per partition, so the two kinds never share a request. With
+// readCommitted, the end offsets are the last stable offsets: before the
+// first record of a transaction still open.
+func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffsets.RequestTopic, timestamp int64, readCommitted bool, m *metrics) (map[topicPartition]int64, error) {
 	kind := "end"
-	if timestamp == kafkago.FirstOffset {
+	switch {
+	case timestamp == kafkago.FirstOffset:
 		kind = "log start"
+	case readCommitted:
+		kind = "last stable"
+	}
+	isolation := int8(0)
+	if readCommitted {
+		isolation = 1
 	}
 	op := fmt.Sprintf("list %s offsets", kind)
 	var (
@@ -189,7 +229,7 @@ func (c *cluster) listOffsets(ctx context.Context, byLeader map[int32][]listoffs
 	)
 	g, gctx := errgroup.WithContext(ctx)
 	for leader, topics := range byLeader {
-		req := &listOffsetsAt{ReplicaID: -1, broker: leader, Topics: make([]listoffsets.RequestTopic, len(topics))}
+		req := &listOffsetsAt{ReplicaID: -1, IsolationLevel: isolation, broker: leader, Topics: make([]listoffsets.RequestTopic, len(topics))}
 		want := 0
 		for i, t := range topics {
 			parts := make([]listoffsets.RequestPartition, len(t.Partitions))
@@ -250,10 +290,29 @@ func lessTP(a, b topicPartition) bool {
 // from the transport cache. A topic the query names that the group has no
 // committed offsets for and that q.AllowedTopics does not match fails the
 // read before anything of it is asked for, with the error of a topic that
-// does not exist.
+// does not exist. A group without any committed offset is looked up
+// (groupExists) unless the query names its topics under offsetReset
+// earliest: then it counts them from the log start whether Kafka knows the
+// group or not (scale from zero).
 func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]PartitionLag, error) {
-	committed, err := c.committedOffsets(ctx, q.Group, m)
-	if err != nil {
+	explicit := len(q.Topics) > 0
+	earliest := q.OffsetReset == config.OffsetResetEarliest
+	// A share group's start offsets stand in for committed offsets; the
+	// broker may also state each partition's backlog (share.go).
+	var (
+		committed map[string]map[int32]int64
+		backlogs  map[topicPartition]int64
+		err       error
+	)
+	if q.Signal.IsShare() {
+		committed, backlogs, err = c.shareOffsets(ctx, q.Group, m)
+	} else {
+		committed, err = c.committedOffsets(ctx, q.Group, m)
+	}
+	switch {
+	case errors.Is(err, ErrUnknownGroup) && explicit && earliest:
+		committed = nil // some coordinators answer OffsetFetch for an unknown group so
+	case err != nil:
 		return nil, err
 	}
 	anyCommitted := false
@@ -268,13 +327,23 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		}
 	}
 	sort.Strings(groupTopics)
-	explicit := len(q.Topics) > 0
 	topics := q.Topics
 	if !explicit {
 		topics = groupTopics
 	}
-	if !anyCommitted {
-		exists, err := c.groupExists(ctx, q.Group)
+	switch {
+	case anyCommitted:
+	case explicit && earliest:
+		// Scale from zero: a group that never committed, or whose offsets
+		// expired and which Kafka then deleted, counts the named topics
+		// from their log start, where its consumers will start. Whether
+		// the coordinator knows it changes nothing, so it is not asked.
+	default:
+		lookup := c.groupExists
+		if q.Signal.IsShare() {
+			lookup = c.shareGroupExists
+		}
+		exists, err := lookup(ctx, q.Group)
 		if err != nil {
 			return nil, err
 		}
@@ -338,7 +407,7 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 		return nil, fmt.Errorf("kafka: %w: none of the topics of group %q exist on cluster %q", ErrNoData, q.Group, c.name)
 	}
 
-	ends, err := c.listOffsets(ctx, byLeader, kafkago.LastOffset, m)
+	ends, err := c.listOffsets(ctx, byLeader, kafkago.LastOffset, q.IsolationLevel == config.IsolationReadCommitted, m)
 	if err != nil {
 		return nil, err
 	}
@@ -349,10 +418,12 @@ func (c *cluster) readGroup(ctx context.Context, q Query, m *metrics) ([]Partiti
 	if err := c.setLogStarts(ctx, parts, m); err != nil {
 		return nil, err
 	}
-	earliest := q.OffsetReset == config.OffsetResetEarliest
 	for i := range parts {
 		p := &parts[i]
 		p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest)
+		if b, ok := backlogs[topicPartition{p.Topic, p.Partition}]; ok {
+			p.Lag = b
+		}
 	}
 	sort.Slice(parts, func(i, j int) bool {
 		return lessTP(topicPartition{parts[i].Topic, parts[i].Partition}, topicPartition{parts[j].Topic, parts[j].Partition})

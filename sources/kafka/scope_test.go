@@ -94,8 +94,10 @@ func (b *broker) joinWithoutCommit(group, topic string) {
 // that the entry allows. Any other topic is answered exactly like a topic
 // that does not exist, and nothing of it is read from the brokers: no
 // Metadata, no ListOffsets, no Fetch for lag_seconds.
-func TestTopicScope(t *testing.T) {
-	b := newBroker(t)
+func TestTopicScope(t *testing.T) { forEachMode(t, testTopicScope) }
+
+func testTopicScope(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 6)
 	b.createTopic("payroll", 3)
 	b.createTopic("team-a.orders", 3)
@@ -189,8 +191,12 @@ func containsAll(have []string, want ...string) bool {
 // the answer: on a cluster where it exists and on one where it does not,
 // the error is the same string.
 func TestForeignTopicAnswersLikeAMissingOne(t *testing.T) {
+	forEachMode(t, testForeignTopicAnswersLikeAMissingOne)
+}
+
+func testForeignTopicAnswersLikeAMissingOne(t *testing.T, mode brokerMode) {
 	answer := func(withPayroll bool, allowed []string) string {
-		b := newBroker(t)
+		b := newBroker(t, mode)
 		b.createTopic("orders", 1)
 		b.produce("orders", 0, 5, nil)
 		if withPayroll {

@@ -65,7 +65,12 @@ const (
 	keyGroup   = "group"
 	keyTopic   = "topic"
 	keyCluster = "cluster"
+	keyWindow  = "window"
 )
+
+// MaxWindow bounds the window selector key; a value outside [1s,
+// MaxWindow] is an invalid selector.
+const MaxWindow = time.Hour
 
 // Query is one question about one consumer group. Build it with
 // QueryFromSelector from a catalog entry, which config has defaulted and
@@ -94,6 +99,21 @@ type Query struct {
 	// StallWindow is how long a lagging partition's committed offset must
 	// stand still to count as stalled (the entry's kafka.stallWindow).
 	StallWindow time.Duration
+	// DrainWindow is the span time_to_drain_seconds measures the consume
+	// rate over (the entry's kafka.drainWindow).
+	DrainWindow time.Duration
+	// Window, when set (selector key window, lag signals only), makes the
+	// value the maximum of the values read within the last Window instead
+	// of the value read now.
+	Window time.Duration
+	// Entry is the catalog entry's name: the offset history behind
+	// time_to_drain_seconds and stalled_partitions is kept per entry.
+	Entry string
+	// IsolationLevel is config.IsolationReadUncommitted or
+	// config.IsolationReadCommitted (the entry's kafka.isolationLevel);
+	// read_committed counts up to the last stable offset and skips records
+	// of aborted transactions.
+	IsolationLevel string
 }
 
 // Key is the canonical form of q, usable as a cache key: equal queries
@@ -106,7 +126,7 @@ func (q Query) Key() string {
 	allowed := append([]string(nil), q.AllowedTopics...)
 	sort.Strings(allowed)
 	var b strings.Builder
-	for _, s := range []string{q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), strconv.Itoa(len(topics))} {
+	for _, s := range []string{q.Entry, q.Cluster, q.Group, string(q.Signal), q.OffsetReset, q.StallWindow.String(), q.DrainWindow.String(), q.Window.String(), q.IsolationLevel, strconv.Itoa(len(topics))} {
 		b.WriteString(s)
 		b.WriteByte(0)
 	}
@@ -120,12 +140,12 @@ func (q Query) Key() string {
 	return b.String()
 }
 
-// stateKey identifies the committed-offset history shared by every signal
-// of one group over one topic set.
+// stateKey identifies the committed-offset history of one group over one
+// topic set as one catalog entry reads it.
 func (q Query) stateKey() string {
 	topics := append([]string(nil), q.Topics...)
 	sort.Strings(topics)
-	return q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
+	return q.Entry + "\x00" + q.Cluster + "\x00" + q.Group + "\x00" + strings.Join(topics, "\x00")
 }
 
 // QueryFromSelector builds the Query for kafka entry m of a catalog (as
@@ -136,9 +156,12 @@ func (q Query) stateKey() string {
 // error wrapping ErrInvalidSelector that names the key and the fix.
 func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selector) (Query, error) {
 	q := Query{
-		Signal:      m.Kafka.Signal,
-		OffsetReset: m.Kafka.OffsetReset,
-		StallWindow: m.Kafka.StallWindow.Duration,
+		Signal:         m.Kafka.Signal,
+		OffsetReset:    m.Kafka.OffsetReset,
+		StallWindow:    m.Kafka.StallWindow.Duration,
+		DrainWindow:    m.Kafka.DrainWindow.Duration,
+		Entry:          m.Name,
+		IsolationLevel: m.Kafka.IsolationLevel,
 	}
 
 	var reqs labels.Requirements
@@ -173,8 +196,14 @@ func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selec
 				return Query{}, fmt.Errorf("%w: key %q supports only %q with one cluster name, got operator %q", ErrInvalidSelector, key, "=", op)
 			}
 			q.Cluster = values[0]
+		case keyWindow:
+			w, err := windowOf(q.Signal, isEq, values)
+			if err != nil {
+				return Query{}, err
+			}
+			q.Window = w
 		default:
-			return Query{}, fmt.Errorf("%w: key %q is not supported by kafka metric %q; use %q (required), %q and %q", ErrInvalidSelector, key, m.Name, keyGroup, keyTopic, keyCluster)
+			return Query{}, fmt.Errorf("%w: key %q is not supported by kafka metric %q; use %q (required), %q, %q and %q", ErrInvalidSelector, key, m.Name, keyGroup, keyTopic, keyCluster, keyWindow)
 		}
 	}
 	if q.Group == "" {
@@ -195,6 +224,25 @@ func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selec
 		}
 	}
 	return q, nil
+}
+
+// windowOf parses the window key: one duration ("5m") from 1s to
+// MaxWindow, on the signals whose value is a level (lag, lag_max,
+// lag_seconds).
+func windowOf(signal config.KafkaSignal, isEq bool, values []string) (time.Duration, error) {
+	switch signal {
+	case config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaShareBacklog, config.KafkaShareBacklogMax:
+	default:
+		return 0, fmt.Errorf("%w: key %q applies to the signals lag, lag_max, lag_seconds, share_backlog and share_backlog_max, not %s; remove it", ErrInvalidSelector, keyWindow, signal)
+	}
+	if !isEq || len(values) != 1 {
+		return 0, fmt.Errorf("%w: key %q supports only %q with one duration, e.g. window=5m", ErrInvalidSelector, keyWindow, "=")
+	}
+	w, err := time.ParseDuration(values[0])
+	if err != nil || w < time.Second || w > MaxWindow {
+		return 0, fmt.Errorf("%w: key %q: %q is not a duration from 1s to %s; use e.g. window=5m", ErrInvalidSelector, keyWindow, values[0], MaxWindow)
+	}
+	return w, nil
 }
 
 func quoteList(names []string) string {

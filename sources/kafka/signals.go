@@ -1,16 +1,9 @@
 package kafka
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"sort"
 	"sync"
 	"time"
-
-	kafkago "github.com/segmentio/kafka-go"
-	"golang.org/x/sync/errgroup"
 )
 
 // NoProgressDrainSeconds is what time_to_drain_seconds reports when the
@@ -22,18 +15,20 @@ const NoProgressDrainSeconds = 1e9
 // Defaults for zero Options fields.
 const (
 	defaultLagSecondsConcurrency = 8
-	defaultRateMinInterval       = time.Second
 	defaultStateTTL              = time.Hour
-	lagSecondsFetchMaxBytes      = 1 << 20
-	lagSecondsFetchMaxWait       = 50 * time.Millisecond
 )
 
-// tracker keeps the committed-offset history per cluster+group+topics that
-// time_to_drain_seconds and stalled_partitions need. Safe for concurrent
-// use: every method holds mu.
+// historySamples is how many samples of committed offsets a history keeps
+// over its span (one every span/historySamples), besides the oldest one.
+const historySamples = 16
+
+// tracker keeps the committed-offset history that time_to_drain_seconds
+// and stalled_partitions need, per cluster, group, topic set and catalog
+// entry (Query.stateKey), so that entries with other windows, or other
+// signals of the same group read in between, never cut a measurement
+// short. Safe for concurrent use: every method holds mu.
 type tracker struct {
-	minInterval time.Duration
-	ttl         time.Duration
+	ttl time.Duration
 
 	mu        sync.Mutex
 	states    map[string]*progress
@@ -42,14 +37,18 @@ type tracker struct {
 
 type progress struct {
 	lastSeen time.Time
-	// base is the sample the next rate is measured from.
-	baseAt time.Time
-	base   map[topicPartition]int64
-	// rate is the last measured consume rate in messages per second.
-	rate     float64
-	haveRate bool
+	// samples are committed offsets by time, oldest first: one at most
+	// every span/historySamples, covering the last span and one more
+	// before it, so that a sample at least span old exists once the
+	// history is that long.
+	samples []sample
 	// since records when each partition's committed offset took its value.
 	since map[topicPartition]offsetSince
+}
+
+type sample struct {
+	at        time.Time
+	committed map[topicPartition]int64
 }
 
 type offsetSince struct {
@@ -57,15 +56,31 @@ type offsetSince struct {
 	since  time.Time
 }
 
-func newTracker(minInterval, ttl time.Duration) *tracker {
-	return &tracker{minInterval: minInterval, ttl: ttl, states: map[string]*progress{}}
+// drain is what the history says about a group's consume rate.
+type drain struct {
+	rate float64 // messages per second
+	// known is false while the history is too short to tell a rate: it
+	// spans less than the drain window, or the offsets have not moved in
+	// it and it spans less than the stall window.
+	known bool
+	// stopped: no committed offset moved for the stall window.
+	stopped bool
+}
+
+func newTracker(ttl time.Duration) *tracker {
+	return &tracker{ttl: ttl, states: map[string]*progress{}}
 }
 
 // observe records the committed offsets of parts sampled at now, sets
-// parts[i].Stalled, and returns the consume rate (messages/s) measured
-// between the base sample and now. ok is false until two samples at least
-// minInterval apart exist.
-func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, window time.Duration) (rate float64, ok bool) {
+// parts[i].Stalled (lagging, and its committed offset unchanged for
+// stallWindow) and measures the consume rate: the progress of the
+// committed offsets from the newest sample at least drainWindow old to
+// now, divided by the time between. When the offsets did not move since
+// that sample, the rate is measured from the newest older sample they
+// moved on from, at most stallWindow old (a consumer that slowed down or
+// commits seldom); the group is stopped when they have not moved since a
+// sample stallWindow old.
+func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, drainWindow, stallWindow time.Duration) drain {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.prune(now)
@@ -78,6 +93,7 @@ func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, windo
 
 	if len(st.since) > len(parts) { // partitions went away: start over
 		st.since = make(map[topicPartition]offsetSince, len(parts))
+		st.samples = nil
 	}
 	for i := range parts {
 		p := &parts[i]
@@ -88,24 +104,54 @@ func (t *tracker) observe(key string, parts []PartitionLag, now time.Time, windo
 			p.Stalled = false
 			continue
 		}
-		p.Stalled = p.Lag > 0 && now.Sub(s.since) >= window
+		p.Stalled = p.Lag > 0 && now.Sub(s.since) >= stallWindow
 	}
 
-	switch {
-	case st.base == nil:
-		st.base, st.baseAt = committedOf(parts), now
-	case now.Sub(st.baseAt) >= t.minInterval:
-		var progressed int64
-		for _, p := range parts {
-			if before, ok := st.base[topicPartition{p.Topic, p.Partition}]; ok && before >= 0 && p.Committed > before {
-				progressed += p.Committed - before
-			}
+	d := st.drain(parts, now, drainWindow, stallWindow)
+	st.record(parts, now, max(drainWindow, stallWindow))
+	return d
+}
+
+func (st *progress) drain(parts []PartitionLag, now time.Time, drainWindow, stallWindow time.Duration) drain {
+	// The newest sample at least drainWindow old; without progress since,
+	// older ones, back to the first that is stallWindow old.
+	i := sort.Search(len(st.samples), func(i int) bool { return st.samples[i].at.After(now.Add(-drainWindow)) }) - 1
+	for ; i >= 0; i-- {
+		base := st.samples[i]
+		if moved := progressSince(parts, base.committed); moved > 0 {
+			return drain{rate: float64(moved) / now.Sub(base.at).Seconds(), known: true}
 		}
-		st.rate = float64(progressed) / now.Sub(st.baseAt).Seconds()
-		st.haveRate = true
-		st.base, st.baseAt = committedOf(parts), now
+		if !base.at.After(now.Add(-stallWindow)) {
+			return drain{known: true, stopped: true}
+		}
 	}
-	return st.rate, st.haveRate
+	return drain{}
+}
+
+// progressSince is how many messages parts' committed offsets moved on
+// from base. A partition without a commit in base counts from its first
+// commit on.
+func progressSince(parts []PartitionLag, base map[topicPartition]int64) (moved int64) {
+	for _, p := range parts {
+		if before, ok := base[topicPartition{p.Topic, p.Partition}]; ok && before >= 0 && p.Committed > before {
+			moved += p.Committed - before
+		}
+	}
+	return moved
+}
+
+// record keeps parts' committed offsets as a sample, unless the newest
+// sample is younger than span/historySamples, and drops the samples that
+// a sample span old makes useless.
+func (st *progress) record(parts []PartitionLag, now time.Time, span time.Duration) {
+	if n := len(st.samples); n == 0 || now.Sub(st.samples[n-1].at) >= span/historySamples {
+		st.samples = append(st.samples, sample{at: now, committed: committedOf(parts)})
+	}
+	drop := 0
+	for drop+1 < len(st.samples) && !st.samples[drop+1].at.After(now.Add(-span)) {
+		drop++
+	}
+	st.samples = append(st.samples[:0], st.samples[drop:]...)
 }
 
 // prune drops groups nobody evaluated within ttl, at most once a minute.
@@ -129,142 +175,19 @@ func committedOf(parts []PartitionLag) map[topicPartition]int64 {
 	return m
 }
 
-// timeToDrain is backlog / rate, 0 without backlog, NoProgressDrainSeconds
-// when the group has a backlog and made no progress.
-func timeToDrain(backlog int64, rate float64) float64 {
+// timeToDrain is backlog / rate: 0 without backlog, whatever the history;
+// NoProgressDrainSeconds when the group has a backlog and stopped; ok is
+// false when the history cannot tell yet.
+func timeToDrain(backlog int64, d drain) (seconds float64, ok bool) {
 	switch {
 	case backlog <= 0:
-		return 0
-	case rate <= 0:
-		return NoProgressDrainSeconds
+		return 0, true
+	case !d.known:
+		return 0, false
+	case d.stopped || d.rate <= 0:
+		return NoProgressDrainSeconds, true
 	}
-	return float64(backlog) / rate
-}
-
-// readOldest sets Oldest on every partition with Lag > 0: the timestamp of
-// the first record at or after max(Committed, LogStart), i.e. the oldest
-// record the group has not consumed that still exists. One Fetch per such
-// partition, at most concurrency at a time. It needs Read on the topic.
-//
-// A record without a timestamp (message format v0, or a producer that set
-// -1 or 0) fails with an error wrapping ErrNoData naming the partition and
-// offset: no value is guessed.
-//
-// A Fetch that fails with OFFSET_OUT_OF_RANGE means the log start moved
-// past the offset after LogStart was read: a cached log start may be up
-// to metadataTTL old, and retention may also race the read. Those
-// partitions' log starts are read again (one ListOffsets per leader),
-// their Lag recomputed under the earliest policy or not, and the Fetch
-// retried once; a second OFFSET_OUT_OF_RANGE fails the evaluation.
-func (c *cluster) readOldest(ctx context.Context, parts []PartitionLag, earliest bool, concurrency int, m *metrics) error {
-	var lagging []int
-	for i := range parts {
-		if parts[i].Lag > 0 {
-			lagging = append(lagging, i)
-		}
-	}
-	moved, err := c.fetchOldest(ctx, parts, lagging, concurrency, false, m)
-	if err != nil || len(moved) == 0 {
-		return err
-	}
-	if err := c.readLogStarts(ctx, parts, moved, m); err != nil {
-		return err
-	}
-	var retry []int
-	for _, i := range moved {
-		p := &parts[i]
-		if p.Lag = partitionLag(p.Committed, p.LogStart, p.End, earliest); p.Lag > 0 {
-			retry = append(retry, i)
-		}
-	}
-	_, err = c.fetchOldest(ctx, parts, retry, concurrency, true, m)
-	return err
-}
-
-// fetchOldest sets Oldest on parts[i] for every i in idx. Unless final, an
-// OFFSET_OUT_OF_RANGE is not an error: those indexes are returned.
-func (c *cluster) fetchOldest(ctx context.Context, parts []PartitionLag, idx []int, concurrency int, final bool, m *metrics) (moved []int, err error) {
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(concurrency)
-	for _, i := range idx {
-		p := &parts[i]
-		g.Go(func() error {
-			from := max(p.Committed, p.LogStart)
-			ts, err := c.recordTime(gctx, p.Topic, p.Partition, from)
-			if !final && errors.Is(err, kafkago.OffsetOutOfRange) {
-				mu.Lock()
-				moved = append(moved, i)
-				mu.Unlock()
-				return nil
-			}
-			if err != nil {
-				var kerr kafkago.Error
-				if errors.As(err, &kerr) {
-					m.partitionError(c.name, "fetch", kerr)
-				}
-				return err
-			}
-			p.Oldest = ts
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	sort.Ints(moved)
-	return moved, nil
-}
-
-func (c *cluster) recordTime(ctx context.Context, topic string, partition int32, offset int64) (time.Time, error) {
-	op := fmt.Sprintf("fetch %s/%d at offset %d", topic, partition, offset)
-	res, err := c.client.Fetch(ctx, &kafkago.FetchRequest{
-		Topic: topic, Partition: int(partition), Offset: offset,
-		MinBytes: 1, MaxBytes: lagSecondsFetchMaxBytes, MaxWait: lagSecondsFetchMaxWait,
-	})
-	if err != nil {
-		return time.Time{}, c.wrap(op, err)
-	}
-	if res.Error != nil {
-		return time.Time{}, c.wrap(op, res.Error)
-	}
-	ts, err := firstRecordTime(res.Records, offset)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("kafka: %s on cluster %q: %w", op, c.name, err)
-	}
-	return ts, nil
-}
-
-// errNoTimestamp is wrapped, with ErrNoData, when the record at the offset
-// has no usable timestamp.
-var errNoTimestamp = errors.New("no timestamp (message format v0 or a producer timestamp <= 0); use the lag signal or set message.timestamp.type=LogAppendTime on the topic")
-
-// firstRecordTime returns the time of the first record at or after offset
-// (fetched batches may start before it; compaction may have removed the
-// record itself).
-func firstRecordTime(rr kafkago.RecordReader, offset int64) (time.Time, error) {
-	for {
-		rec, err := rr.ReadRecord()
-		if errors.Is(err, io.EOF) {
-			return time.Time{}, fmt.Errorf("%w: the broker returned no record at or after the offset", ErrNoData)
-		}
-		if err != nil {
-			return time.Time{}, err
-		}
-		if rec.Value != nil {
-			rec.Value.Close()
-		}
-		if rec.Key != nil {
-			rec.Key.Close()
-		}
-		if rec.Offset < offset {
-			continue
-		}
-		if rec.Time.IsZero() {
-			return time.Time{}, fmt.Errorf("%w: record %d has %w", ErrNoData, rec.Offset, errNoTimestamp)
-		}
-		return rec.Time, nil
-	}
+	return float64(backlog) / d.rate, true
 }
 
 // lagSeconds is now minus the oldest unconsumed record's time over parts,
@@ -280,4 +203,62 @@ func lagSeconds(parts []PartitionLag, now time.Time) float64 {
 		return 0
 	}
 	return max(0, now.Sub(oldest).Seconds())
+}
+
+// windows keeps, per Query.Key of a query with a Window, the values read
+// within that window, so that the query answers their maximum. Safe for
+// concurrent use: every method holds mu.
+type windows struct {
+	ttl time.Duration
+
+	mu        sync.Mutex
+	states    map[string]*levels
+	lastPrune time.Time
+}
+
+type levels struct {
+	lastSeen time.Time
+	values   []level // oldest first
+}
+
+type level struct {
+	at    time.Time
+	value float64
+}
+
+func newWindows(ttl time.Duration) *windows {
+	return &windows{ttl: ttl, states: map[string]*levels{}}
+}
+
+// max records value read at now under key and returns the largest value
+// read within window up to now (value itself when it is the first).
+func (w *windows) max(key string, value float64, now time.Time, window time.Duration) float64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if now.Sub(w.lastPrune) >= time.Minute {
+		w.lastPrune = now
+		for k, st := range w.states {
+			if now.Sub(st.lastSeen) > w.ttl {
+				delete(w.states, k)
+			}
+		}
+	}
+	st := w.states[key]
+	if st == nil {
+		st = &levels{}
+		w.states[key] = st
+	}
+	st.lastSeen = now
+	// A value above an older one makes the older one useless: the
+	// values kept fall from the oldest to the newest.
+	for n := len(st.values); n > 0 && st.values[n-1].value <= value; n-- {
+		st.values = st.values[:n-1]
+	}
+	st.values = append(st.values, level{now, value})
+	drop := 0
+	for drop < len(st.values) && now.Sub(st.values[drop].at) > window {
+		drop++
+	}
+	st.values = append(st.values[:0], st.values[drop:]...)
+	return st.values[0].value
 }

@@ -1,13 +1,12 @@
 package kafka
 
 import (
-	"context"
 	"errors"
-	"math"
 	"testing"
 	"time"
 
-	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/fetch"
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/hpa-signals/hpa-signals/config"
@@ -15,8 +14,10 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 
-func TestLagSeconds(t *testing.T) {
-	b := newBroker(t)
+func TestLagSeconds(t *testing.T) { forEachMode(t, testLagSeconds) }
+
+func testLagSeconds(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("jobs", 3)
 	at := func(base time.Duration) func(int) time.Time {
 		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
@@ -55,76 +56,82 @@ func TestLagSeconds(t *testing.T) {
 	}
 }
 
-// kfake (and kafka-go's producer) always stamp records, so the "no
-// timestamp" decision is tested on the record reader the Fetch returns.
-func TestFirstRecordTime(t *testing.T) {
-	rec := func(off int64, ts time.Time) kafkago.Record {
-		return kafkago.Record{Offset: off, Time: ts, Value: kafkago.NewBytes([]byte("v"))}
+// What a consumer receives, read from one Fetch answer built by hand:
+// markers never, records of aborted transactions not under
+// read_committed, and a record without a timestamp is no data (kfake
+// always stamps records, so that case is only reachable here).
+func TestFirstReceivedIn(t *testing.T) {
+	rec := func(off int64, ts time.Time) protocol.Record {
+		return protocol.Record{Offset: off, Time: ts, Value: protocol.NewBytes([]byte("v"))}
 	}
+	data := func(base, producer int64, txn bool, recs ...protocol.Record) *protocol.RecordBatch {
+		b := &protocol.RecordBatch{BaseOffset: base, ProducerID: producer, Records: protocol.NewRecordReader(recs...)}
+		if txn {
+			b.Attributes = protocol.Transactional
+		}
+		return b
+	}
+	marker := func(off, producer int64, typ int16) *protocol.ControlBatch {
+		b := protocol.NewControlBatch(protocol.ControlRecord{Offset: off, Time: t0, Type: typ})
+		b.BaseOffset, b.ProducerID, b.Attributes = off, producer, protocol.Control|protocol.Transactional
+		return b
+	}
+	const commit, abort = 1, 0
 	for _, tc := range []struct {
-		name    string
-		records []kafkago.Record
-		offset  int64
-		want    time.Time
-		wantErr error
+		name          string
+		batches       []protocol.RecordReader
+		aborted       []fetch.ResponseTransaction
+		from          int64
+		readCommitted bool
+		want          int64 // -1: none received
+		wantTime      time.Time
+		wantAfter     int64
+		wantErr       error
 	}{
-		{"batch starts before the offset", []kafkago.Record{rec(3, t0), rec(4, t0.Add(time.Second)), rec(5, t0.Add(2*time.Second))}, 4, t0.Add(time.Second), nil},
-		{"compacted: next record counts", []kafkago.Record{rec(7, t0)}, 5, t0, nil},
-		{"timestamp -1 or 0", []kafkago.Record{rec(5, time.Time{})}, 5, time.Time{}, errNoTimestamp},
-		{"no record", nil, 5, time.Time{}, ErrNoData},
+		{"batch starts before the offset", []protocol.RecordReader{data(3, -1, false, rec(3, t0), rec(4, t0.Add(time.Second)), rec(5, t0.Add(2*time.Second)))}, nil, 4, false, 4, t0.Add(time.Second), 5, nil},
+		{"compacted: the next record counts", []protocol.RecordReader{data(7, -1, false, rec(7, t0))}, nil, 5, false, 7, t0, 8, nil},
+		{"timestamp -1 or 0", []protocol.RecordReader{data(5, -1, false, rec(5, time.Time{}))}, nil, 5, false, 0, time.Time{}, 0, errNoTimestamp},
+		{"no record", nil, nil, 5, false, -1, time.Time{}, 5, nil},
+		{"a commit marker only", []protocol.RecordReader{marker(10, 7, commit)}, nil, 10, false, -1, time.Time{}, 11, nil},
+		{"markers, then a record", []protocol.RecordReader{marker(10, 7, commit), marker(11, 8, commit), data(12, 7, true, rec(12, t0))}, nil, 10, false, 12, t0, 13, nil},
+		{"aborted records, read_uncommitted", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort), data(14, 8, false, rec(14, t0.Add(time.Minute)))},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, false, 11, t0, 12, nil},
+		{"aborted records, read_committed", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort), data(14, 8, false, rec(14, t0.Add(time.Minute)))},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, 14, t0.Add(time.Minute), 15, nil},
+		{"an aborted tail, read_committed", []protocol.RecordReader{data(11, 7, true, rec(11, t0), rec(12, t0)), marker(13, 7, abort)},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, -1, time.Time{}, 14, nil},
+		{"a committed transaction of the same producer after an aborted one", []protocol.RecordReader{data(11, 7, true, rec(11, t0)), marker(12, 7, abort), data(13, 7, true, rec(13, t0.Add(time.Second))), marker(14, 7, commit)},
+			[]fetch.ResponseTransaction{{ProducerID: 7, FirstOffset: 11}}, 11, true, 13, t0.Add(time.Second), 14, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := firstRecordTime(kafkago.NewRecordReader(tc.records...), tc.offset)
-			if !errors.Is(err, tc.wantErr) || (tc.wantErr != nil && !errors.Is(err, ErrNoData)) {
-				t.Fatalf("error = %v, want %v (an ErrNoData)", err, tc.wantErr)
+			p := &fetch.ResponsePartition{AbortedTransactions: tc.aborted}
+			if tc.batches != nil {
+				p.RecordSet.Records = &protocol.RecordStream{Records: tc.batches}
 			}
-			if !got.Equal(tc.want) {
-				t.Errorf("time = %v, want %v", got, tc.want)
+			off, ts, found, after, err := firstReceivedIn(p, tc.from, tc.readCommitted)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) || !errors.Is(err, ErrNoData) {
+					t.Fatalf("error = %v, want %v (an ErrNoData)", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if found != (tc.want >= 0) || found && (off != tc.want || !ts.Equal(tc.wantTime)) {
+				t.Errorf("first received = %d at %v (found %v), want %d at %v", off, ts, found, tc.want, tc.wantTime)
+			}
+			if after != tc.wantAfter {
+				t.Errorf("read up to %d, want %d", after, tc.wantAfter)
 			}
 		})
 	}
 }
 
-func TestTimeToDrain(t *testing.T) {
-	b := newBroker(t)
-	b.createTopic("q", 2)
-	b.produce("q", 0, 100, nil)
-	b.produce("q", 1, 20, nil)
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 0, 1: 20}})
-	fc := testingclock.NewFakeClock(t0)
-	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, RateMinInterval: 5 * time.Second})
-	q := fromCatalog(t, Query{Cluster: "main", Group: "drain", Signal: config.KafkaTimeToDrain})
+func TestStalledPartitions(t *testing.T) { forEachMode(t, testStalledPartitions) }
 
-	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrNoData) {
-		t.Fatalf("first sample: error %v, want ErrNoData", err)
-	}
-	fc.Step(time.Second) // closer than RateMinInterval: still no rate
-	if _, err := s.Evaluate(context.Background(), q); !errors.Is(err, ErrNoData) {
-		t.Fatalf("second sample 1s later: error %v, want ErrNoData", err)
-	}
-	fc.Step(9 * time.Second)
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 30}})
-	// 30 messages in 10s = 3/s; backlog 70 -> 23.33s.
-	if r := evaluate(t, s, q); math.Abs(r.Value-70.0/3) > 1e-9 {
-		t.Errorf("time to drain = %v, want %v", r.Value, 70.0/3)
-	}
-	fc.Step(time.Second) // too soon for a new rate: the last one is reused
-	if r := evaluate(t, s, q); math.Abs(r.Value-70.0/3) > 1e-9 {
-		t.Errorf("time to drain 1s later = %v, want %v", r.Value, 70.0/3)
-	}
-	fc.Step(10 * time.Second) // no progress with a backlog
-	if r := evaluate(t, s, q); r.Value != NoProgressDrainSeconds {
-		t.Errorf("time to drain of a stopped consumer = %v, want %v", r.Value, NoProgressDrainSeconds)
-	}
-	b.commit("drain", map[string]map[int32]int64{"q": {0: 100}})
-	fc.Step(10 * time.Second)
-	if r := evaluate(t, s, q); r.Value != 0 {
-		t.Errorf("time to drain without backlog = %v, want 0", r.Value)
-	}
-}
-
-func TestStalledPartitions(t *testing.T) {
-	b := newBroker(t)
+func testStalledPartitions(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("s", 3)
 	for p := int32(0); p < 3; p++ {
 		b.produce("s", p, 50, nil)
@@ -161,19 +168,5 @@ func TestStalledPartitions(t *testing.T) {
 	fc.Step(2 * time.Second)
 	if r := evaluate(t, s, q); r.Value != 2 {
 		t.Errorf("stalled with a 1s window = %v, want 2", r.Value)
-	}
-}
-
-func TestTimeToDrainArithmetic(t *testing.T) {
-	for _, tc := range []struct {
-		backlog int64
-		rate    float64
-		want    float64
-	}{
-		{0, 0, 0}, {0, 5, 0}, {100, 0, NoProgressDrainSeconds}, {100, 4, 25},
-	} {
-		if got := timeToDrain(tc.backlog, tc.rate); got != tc.want {
-			t.Errorf("timeToDrain(%d, %v) = %v, want %v", tc.backlog, tc.rate, got, tc.want)
-		}
 	}
 }

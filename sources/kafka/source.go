@@ -45,10 +45,6 @@ type Options struct {
 	// LagSecondsConcurrency bounds the Fetch requests one lag_seconds
 	// evaluation has in flight. Zero means 8.
 	LagSecondsConcurrency int
-	// RateMinInterval is the shortest time between the two samples a
-	// consume rate is measured from; evaluations closer together reuse
-	// the last rate. Zero means 1s.
-	RateMinInterval time.Duration
 	// StateTTL drops the offset history of a group nobody evaluated for
 	// this long. Zero means 1h; it should exceed the longest stall window.
 	StateTTL time.Duration
@@ -72,6 +68,7 @@ type Source struct {
 	clock       clock.PassiveClock
 	concurrency int
 	tracker     *tracker
+	windows     *windows
 	metrics     *metrics
 	cancel      context.CancelFunc
 }
@@ -90,7 +87,8 @@ func New(clusters []config.KafkaCluster, opts Options) (*Source, error) {
 		clusters:    make(map[string]*cluster, len(clusters)),
 		clock:       opts.Clock,
 		concurrency: opts.LagSecondsConcurrency,
-		tracker:     newTracker(orDefault(opts.RateMinInterval, defaultRateMinInterval), orDefault(opts.StateTTL, defaultStateTTL)),
+		tracker:     newTracker(orDefault(opts.StateTTL, defaultStateTTL)),
+		windows:     newWindows(orDefault(opts.StateTTL, defaultStateTTL)),
 		cancel:      cancel,
 	}
 	if s.clock == nil {
@@ -131,14 +129,18 @@ func (s *Source) Close() error {
 //   - lag: messages behind, summed over partitions;
 //   - lag_max: the worst partition's lag;
 //   - lag_seconds: now minus the timestamp of the oldest unconsumed record,
-//     worst partition; 0 when caught up (see readOldest for records
+//     worst partition; 0 when caught up (see firstReceivedIn for records
 //     without timestamps);
 //   - time_to_drain_seconds: lag / consume rate, the rate measured from
-//     committed-offset progress since the previous sample of the same
-//     group and topics; ErrNoData until two samples exist; 0 without lag;
-//     NoProgressDrainSeconds when lagging without progress;
+//     committed-offset progress over q.DrainWindow of the entry's history
+//     (tracker.observe); ErrNoData until the history is long enough; 0
+//     without lag; NoProgressDrainSeconds when lagging with no commit for
+//     q.StallWindow;
 //   - stalled_partitions: partitions with lag whose committed offset has
 //     not moved for q.StallWindow.
+//
+// With q.Window, the lag signals answer the maximum of the values this
+// query read within the window, this one included.
 //
 // Errors: ErrUnknownGroup (GroupNotFound), ErrUnknownTopic (a named topic
 // that does not exist, or that the group has no committed offsets for and
@@ -166,13 +168,23 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
-	if q.Signal == config.KafkaLagSeconds {
-		if err := c.readOldest(ctx, parts, q.OffsetReset == config.OffsetResetEarliest, s.concurrency, s.metrics); err != nil {
+	// Lag counts from the first record a consumer would receive: past
+	// transaction markers, and records of aborted transactions under
+	// read_committed (records.go). lag_seconds reads that record of every
+	// lagging partition for its time. A share group's backlog is the
+	// broker's or end - start offset (share.go), left as it is.
+	earliest := q.OffsetReset == config.OffsetResetEarliest
+	readCommitted := q.IsolationLevel == config.IsolationReadCommitted
+	if !q.Signal.IsShare() {
+		if err := c.settleLag(ctx, q.Group, parts, earliest, readCommitted, q.Signal == config.KafkaLagSeconds, s.concurrency, s.metrics); err != nil {
 			return Result{}, err
 		}
 	}
 	now := s.clock.Now()
-	rate, haveRate := s.tracker.observe(q.stateKey(), parts, now, q.StallWindow)
+	var d drain
+	if q.Signal == config.KafkaTimeToDrain || q.Signal == config.KafkaStalledPartitions {
+		d = s.tracker.observe(q.stateKey(), parts, now, q.DrainWindow, q.StallWindow)
+	}
 
 	r := Result{Time: now, Partitions: parts}
 	var total, worst int64
@@ -185,22 +197,26 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		}
 	}
 	switch q.Signal {
-	case config.KafkaLag:
+	case config.KafkaLag, config.KafkaShareBacklog:
 		r.Value = float64(total)
-	case config.KafkaLagMax:
+	case config.KafkaLagMax, config.KafkaShareBacklogMax:
 		r.Value = float64(worst)
 	case config.KafkaLagSeconds:
 		r.Value = lagSeconds(parts, now)
 	case config.KafkaStalledPartitions:
 		r.Value = float64(stalled)
 	case config.KafkaTimeToDrain:
-		if !haveRate {
-			return Result{}, fmt.Errorf("kafka: time to drain of group %q on cluster %q: %w: the consume rate needs a second sample at least %s after the first",
-				q.Group, c.name, ErrNoData, s.tracker.minInterval)
+		v, ok := timeToDrain(total, d)
+		if !ok {
+			return Result{}, fmt.Errorf("kafka: time to drain of group %q on cluster %q: %w: the consume rate needs %s of history (drainWindow), or %s (stallWindow) to tell a stopped group",
+				q.Group, c.name, ErrNoData, q.DrainWindow, q.StallWindow)
 		}
-		r.Value = timeToDrain(total, rate)
+		r.Value = v
 	default:
 		return Result{}, fmt.Errorf("kafka: unknown signal %q; build the query with QueryFromSelector from a catalog entry", q.Signal)
+	}
+	if q.Window > 0 {
+		r.Value = s.windows.max(q.Key(), r.Value, now, q.Window)
 	}
 	return r, nil
 }

@@ -36,9 +36,13 @@ func TestWireTypesMirrorKafkaGo(t *testing.T) {
 // leader, each carrying all of that broker's partitions. Log-start offsets
 // are read (a second ListOffsets per leader) only when the cache holds none
 // or they are a metadataTTL old: a warm evaluation sends exactly one
-// ListOffsets per broker, a cold one exactly two.
-func TestRequestsPerEvaluation(t *testing.T) {
-	b := newBroker(t)
+// ListOffsets per broker, a cold one exactly two. A partition that lags by
+// at most 4 is read (one Fetch) when first seen, in case its lag is
+// transaction markers alone.
+func TestRequestsPerEvaluation(t *testing.T) { forEachMode(t, testRequestsPerEvaluation) }
+
+func testRequestsPerEvaluation(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 12)
 	b.createTopic("payments", 7)
 	offsets := map[string]map[int32]int64{"orders": {}, "payments": {}}
@@ -119,17 +123,24 @@ func TestRequestsPerEvaluation(t *testing.T) {
 			if n := b.counts.total("DescribeGroups"); n != 0 {
 				t.Errorf("DescribeGroups requests = %d, want 0", n)
 			}
+			// Every partition lags by 2, which may be transaction markers
+			// alone: each is read once, when first seen (records.go).
+			if n, want := b.counts.total("Fetch"), map[bool]int{true: 12 + 7}[st.cold]; n != want {
+				t.Errorf("Fetch requests = %d, want %d", n, want)
+			}
 		})
 	}
 }
 
-func TestSASL(t *testing.T) {
+func TestSASL(t *testing.T) { forEachMode(t, testSASL) }
+
+func testSASL(t *testing.T, mode brokerMode) {
 	const (
 		plainPass = "pl4in-Secret-Value"
 		scram256  = "scr4m256-Secret-Value"
 		scram512  = "scr4m512-Secret-Value"
 	)
-	b := newBroker(t, kfake.EnableSASL(),
+	b := newBroker(t, mode, kfake.EnableSASL(),
 		kfake.Superuser("PLAIN", "plainuser", plainPass),
 		kfake.Superuser("SCRAM-SHA-256", "user256", scram256),
 		kfake.Superuser("SCRAM-SHA-512", "user512", scram512),
@@ -253,8 +264,10 @@ func TestUnreachableCluster(t *testing.T) {
 
 // Stopping every broker mid-test turns evaluations into errors; a cluster
 // started again on the same ports is picked up without a new Source.
-func TestClusterRestart(t *testing.T) {
-	b := newBroker(t)
+func TestClusterRestart(t *testing.T) { forEachMode(t, testClusterRestart) }
+
+func testClusterRestart(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	seed := func(b *broker) {
 		b.createTopic("orders", 3)
 		for p := int32(0); p < 3; p++ {
@@ -287,7 +300,7 @@ func TestClusterRestart(t *testing.T) {
 		_, p, _ := net.SplitHostPort(a)
 		ports[i], _ = strconv.Atoi(p)
 	}
-	b2 := newBroker(t, kfake.Ports(ports...))
+	b2 := newBroker(t, mode, kfake.Ports(ports...))
 	seed(b2)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -305,8 +318,10 @@ func TestClusterRestart(t *testing.T) {
 	}
 }
 
-func TestConcurrentEvaluate(t *testing.T) {
-	b := newBroker(t)
+func TestConcurrentEvaluate(t *testing.T) { forEachMode(t, testConcurrentEvaluate) }
+
+func testConcurrentEvaluate(t *testing.T, mode brokerMode) {
+	b := newBroker(t, mode)
 	b.createTopic("orders", 6)
 	offsets := map[int32]int64{}
 	for p := int32(0); p < 6; p++ {

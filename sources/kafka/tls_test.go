@@ -101,7 +101,9 @@ func writeKeyPair(t *testing.T, dir, name string, c tls.Certificate) (certFile, 
 // CA, a serverName the certificate does not name or a missing client
 // certificate fail with the cause; insecureSkipVerify skips verifying the
 // brokers' certificate.
-func TestTLS(t *testing.T) {
+func TestTLS(t *testing.T) { forEachMode(t, testTLS) }
+
+func testTLS(t *testing.T, mode brokerMode) {
 	ca := newTestCA(t, "kafka-test-ca")
 	clients := x509.NewCertPool()
 	clients.AddCert(ca.cert)
@@ -111,7 +113,7 @@ func TestTLS(t *testing.T) {
 		ClientCAs:    clients,
 		MinVersion:   tls.VersionTLS12,
 	}
-	b := newBroker(t, kfake.TLS(server))
+	b := newBroker(t, mode, kfake.TLS(server))
 
 	dir := t.TempDir()
 	caFile := filepath.Join(dir, "ca.pem")

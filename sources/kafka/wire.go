@@ -18,6 +18,11 @@ import (
 // OffsetFetch goes to a cached coordinator. checkWireTypes verifies the
 // field mirroring at New, so a kafka-go upgrade that changes the layout
 // fails loudly instead of encoding garbage.
+//
+// Their tags are kafka-go's, so kafka-go negotiates their versions as for
+// its own types: the highest both sides support, ListOffsets v5 and
+// OffsetFetch v5 on any broker since Kafka 2.1, above the v1 floor Kafka
+// 4.0 set for both (KIP-896; TestNegotiatedVersions).
 
 // listOffsetsAt is listoffsets.Request sent whole to one broker.
 type listOffsetsAt struct {

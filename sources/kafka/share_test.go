@@ -57,6 +57,19 @@ func (b *broker) setGroupConfig(group, key, value string) {
 }
 
 // pollShare returns the records of the first poll that returns any.
+// waitBuffered waits until cl has fetched n records that no poll has
+// returned yet.
+func waitBuffered(t *testing.T, cl *kgo.Client, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for cl.BufferedFetchRecords() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d records buffered within 10s, want %d", cl.BufferedFetchRecords(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func pollShare(t *testing.T, cl *kgo.Client) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -89,6 +102,9 @@ func TestShareGroupBacklog(t *testing.T) {
 
 	// Records acquired by one poll, none acknowledged: all are backlog.
 	// (franz-go accepts a poll's records at the next poll: there is none.)
+	// Every partition's records must be in this one poll: the brokers
+	// answer the share fetches one by one.
+	waitBuffered(t, cl, 13)
 	recs := pollShare(t, cl)
 	r := evaluate(t, s, backlog)
 	if want := map[string]int64{"jobs/0": 10, "jobs/1": 0, "jobs/2": 3}; r.Value != 13 || !maps.Equal(lagsOf(r), want) {

@@ -4,8 +4,12 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -83,6 +87,82 @@ func scaleFromZeroScenario(ctx context.Context, t *testing.T, e env.Env) {
 	// The replicas committed the whole burst: the group now exists, and
 	// the lag of the ordinary preset is 0 too.
 	waitExternalValue(ctx, t, c, "kafka_consumer_lag", sel, func(v float64) bool { return v == 0 })
+}
+
+// shareGroupScenario (local stack): a Deployment of share-group consumers
+// (KIP-932) on kafka_share_group_backlog, 1 to 4 replicas at 500 records
+// of backlog each. A burst of 2400 records scales it to 4; once the
+// replicas have acknowledged them all it is back to 1.
+func shareGroupScenario(ctx context.Context, t *testing.T, e env.Env) {
+	s, ok := e.(*localstack.Stack)
+	if !ok {
+		t.Skip("needs the local stack: it creates a topic and sets a group config in the stack's Kafka")
+	}
+	c := e.Cluster()
+	const (
+		name      = "share-consumer"
+		group     = "demo.workers"
+		jobsTopic = "demo.jobs"
+		burst     = 2400 // ceil(2400/500) = 5 replicas wanted, capped at 4
+		perPod    = 500
+		maxPods   = 4
+	)
+	brokers := s.KafkaBrokers()
+	if err := createTopic(ctx, brokers, jobsTopic, 4); err != nil {
+		t.Fatal(err)
+	}
+	// Members start at the earliest record, not at the end: no record
+	// produced between the group's creation and its first fetch is skipped.
+	if err := setGroupConfig(ctx, brokers, group, "share.auto.offset.reset", "earliest"); err != nil {
+		t.Fatal(err)
+	}
+	// 25 records/s per replica: 4 replicas drain the burst in ~25s.
+	createConsumerDeployment(ctx, t, e, name, 1, nil, "--mode=share-consumer", "--topic="+jobsTopic, "--group="+group, "--rate=25", "--commit-interval=1s")
+	createExternalHPA(ctx, t, e, name, 1, maxPods, "kafka_share_group_backlog", map[string]string{"group": group, "topic": jobsTopic}, perPod)
+
+	sel := "group=" + group + ",topic=" + jobsTopic
+	v := waitExternalValue(ctx, t, c, "kafka_share_group_backlog", sel, func(v float64) bool { return v == 0 })
+	t.Logf("before the burst: kafka_share_group_backlog{%s} = %g", sel, v)
+	h := waitHPA(ctx, t, c, name, "reports backlog 0 at 1 replica", scaleTimeout, settledAt(1))
+	t.Logf("before the burst: %s", describeHPA(h))
+
+	if err := e.ProduceBurst(ctx, jobsTopic, burst); err != nil {
+		t.Fatal(err)
+	}
+	h = waitHPA(ctx, t, c, name, "scales to its maximum, 4, for a backlog of 2400", scaleTimeout, replicasAtLeast(maxPods))
+	t.Logf("after the burst: %s", describeHPA(h))
+
+	h = waitHPA(ctx, t, c, name, "back to 1 replica once every record is acknowledged", 2*scaleTimeout, settledAt(1))
+	t.Logf("drained: %s", describeHPA(h))
+	waitExternalValue(ctx, t, c, "kafka_share_group_backlog", sel, func(v float64) bool { return v == 0 })
+}
+
+// setGroupConfig sets one config of a group (IncrementalAlterConfigs,
+// resource type GROUP), as kafka-configs.sh --entity-type groups does.
+func setGroupConfig(ctx context.Context, brokers []string, group, key, value string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeGroupConfig, group
+	rc := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	rc.Name, rc.Value = key, kmsg.StringPtr(value)
+	r.Configs = append(r.Configs, rc)
+	req.Resources = append(req.Resources, r)
+	resp, err := req.RequestWith(ctx, cl)
+	if err == nil && len(resp.Resources) != 1 {
+		err = fmt.Errorf("%d resources in the answer, want 1", len(resp.Resources))
+	}
+	if err == nil {
+		err = kerr.ErrorForCode(resp.Resources[0].ErrorCode)
+	}
+	if err != nil {
+		return fmt.Errorf("set %s=%s on group %s: %w", key, value, group, err)
+	}
+	return nil
 }
 
 // createConsumerDeployment creates a Deployment of the sample-app image in

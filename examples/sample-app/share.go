@@ -77,13 +77,13 @@ poll:
 	}
 
 	c.draining.Store(true)
-	// Records of the last poll not accepted above go back to the broker.
-	cl.MarkAcks(kgo.AckRelease)
 	sctx, cancel := context.WithTimeout(context.Background(), c.cfg.GracePeriod)
 	defer cancel()
 	if err := c.flushAcks(sctx, cl); err != nil {
 		runErr = fmt.Errorf("final acknowledgement: %w", err)
 	}
+	// Close releases the records of the last poll that were not accepted
+	// above, so another member gets them at once.
 	cl.Close()
 	c.log.Info("consumer stopped")
 	return runErr

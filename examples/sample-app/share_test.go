@@ -163,3 +163,96 @@ func TestShareConsumerAcknowledgesEverythingAtABoundedRate(t *testing.T) {
 		t.Errorf("processed %d messages in %s, want close to %s at %g/s", messages, span, minSpan, rate)
 	}
 }
+
+// A replica told to stop releases the records it acquired but did not
+// process: another member gets them at once, long before the broker's
+// acquisition lock (30s) would have expired, and the record it did
+// process is not delivered again.
+func TestShareConsumerReleasesWhatItDidNotProcess(t *testing.T) {
+	const (
+		topic, group = "demo.jobs", "demo.workers"
+		messages     = 20
+	)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	brokers := cluster.ListenAddrs()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if err := setShareAutoOffsetReset(ctx, admin, group, "earliest"); err != nil {
+		t.Fatalf("set share.auto.offset.reset: %v", err)
+	}
+	recs := make([]*kgo.Record, messages)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, "job-%d", i)}
+	}
+	if err := admin.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	cfg := ConsumerConfig{Brokers: brokers, Topic: topic, Group: group, Share: true,
+		CommitInterval: 100 * time.Millisecond, GracePeriod: 5 * time.Second}
+
+	// The first replica processes one record at 2/s, with more acquired
+	// (up to shareMaxRecords), and is told to stop right after it.
+	first := NewConsumer(ConsumerConfig{Brokers: cfg.Brokers, Topic: topic, Group: group, Share: true, Rate: 2,
+		CommitInterval: cfg.CommitInterval, GracePeriod: cfg.GracePeriod}, testLogger(t))
+	runCtx, stop := context.WithCancel(ctx)
+	var processedFirst string
+	first.processed = func(m kafka.Message) {
+		processedFirst = string(m.Value)
+		stop()
+	}
+	if err := first.Run(runCtx); err != nil {
+		t.Fatalf("first replica: Run = %v", err)
+	}
+	if processedFirst == "" {
+		t.Fatal("the first replica processed nothing")
+	}
+
+	second := NewConsumer(cfg, testLogger(t))
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	all := make(chan struct{})
+	runCtx2, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	second.processed = func(m kafka.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[string(m.Value)]++
+		if len(seen) == messages-1 {
+			close(all)
+		}
+	}
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- second.Run(runCtx2) }()
+	select {
+	case <-all:
+	case <-time.After(10 * time.Second):
+	}
+	took := time.Since(began)
+	stop2()
+	if err := <-done; err != nil {
+		t.Errorf("second replica: Run = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != messages-1 {
+		t.Fatalf("the second replica got %d distinct records within %s, want the %d the first did not process", len(seen), took.Round(time.Millisecond), messages-1)
+	}
+	for v, n := range seen {
+		if v == processedFirst || n != 1 {
+			t.Errorf("the second replica processed %s %d times; the first had processed %s", v, n, processedFirst)
+		}
+	}
+	t.Logf("the second replica got the %d records left within %s", len(seen), took.Round(time.Millisecond))
+}

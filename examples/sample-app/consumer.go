@@ -34,6 +34,11 @@ type ConsumerConfig struct {
 	CommitInterval time.Duration
 	// GracePeriod bounds the final commit and leaving the group.
 	GracePeriod time.Duration
+	// Share makes the replica a member of share group Group (KIP-932,
+	// --mode=share-consumer) instead of a consumer group: it acknowledges
+	// records instead of committing offsets, and CommitInterval is how
+	// often acknowledgements are flushed at least.
+	Share bool
 }
 
 // addFlags registers the consumer flags; Listen and GracePeriod are the
@@ -47,15 +52,19 @@ func (c *ConsumerConfig) addFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.StringVar(&c.Topic, "topic", "", "Consumer and produce modes: topic to consume or produce to.")
-	fs.StringVar(&c.Group, "group", "", "Consumer mode: consumer group.")
-	fs.Float64Var(&c.Rate, "rate", 10, "Consumer mode: messages per second this replica processes at most; 0 means unlimited.")
-	fs.DurationVar(&c.CommitInterval, "commit-interval", time.Second, "Consumer mode: how often processed offsets are committed (and always on shutdown).")
+	fs.StringVar(&c.Group, "group", "", "Consumer modes: consumer group, or share group in share-consumer mode.")
+	fs.Float64Var(&c.Rate, "rate", 10, "Consumer modes: messages per second this replica processes at most; 0 means unlimited.")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", time.Second, "Consumer modes: how often processed offsets are committed, or acknowledgements flushed (and always on shutdown).")
 }
 
 func (c ConsumerConfig) validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 || c.Topic == "" || c.Group == "" {
-		errs = append(errs, errors.New("consumer mode needs --brokers, --topic and --group"))
+		mode := "consumer"
+		if c.Share {
+			mode = "share-consumer"
+		}
+		errs = append(errs, fmt.Errorf("%s mode needs --brokers, --topic and --group", mode))
 	}
 	if c.Rate < 0 {
 		errs = append(errs, fmt.Errorf("--rate must not be negative, got %g", c.Rate))
@@ -122,6 +131,9 @@ func (c *Consumer) Handler() http.Handler { return c.handler }
 // leaves the group. A message fetched but not yet processed is not
 // committed, so the group redelivers it.
 func (c *Consumer) Run(ctx context.Context) error {
+	if c.cfg.Share {
+		return c.runShare(ctx)
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers: c.cfg.Brokers,
 		GroupID: c.cfg.Group,

@@ -1,6 +1,6 @@
 // Command sample-app is the workload hpa-signals' examples and end-to-end
 // tests scale, and the tool that drives it in a cluster. It runs in one of
-// four modes:
+// five modes:
 //
 //   - server (default): an HTTP service instrumented with client_golang the
 //     way the catalog presets expect (http_requests_total,
@@ -12,13 +12,16 @@
 //   - consumer: a Kafka consumer-group member that consumes one topic at a
 //     bounded per-replica rate and commits offsets, so consumer lag grows
 //     when producers outpace the replicas and shrinks when the HPA adds some.
+//   - share-consumer: the same as a member of a share group (KIP-932,
+//     franz-go's client): it acknowledges each record it processed instead
+//     of committing offsets, so the group's backlog follows the replica count.
 //   - load: an HTTP load generator that sends --rps requests per second to
 //     <--target-url>/work (optionally holding goroutines there), keeping the
 //     rate on average with a bounded number of requests in flight.
 //   - produce: produces --messages records to --topic, round robin over its
 //     partitions, and exits once they are acknowledged.
 //
-// Server and consumer modes serve /metrics, /healthz and /readyz on --listen.
+// Server and the consumer modes serve /metrics, /healthz and /readyz on --listen.
 package main
 
 import (
@@ -48,7 +51,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("sample-app", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service), consumer (Kafka consumer group member), load (HTTP load generator) or produce (one burst of Kafka records).")
+	fs.StringVar(&c.mode, "mode", "server", "server (HTTP service), consumer (Kafka consumer group member), share-consumer (Kafka share group member), load (HTTP load generator) or produce (one burst of Kafka records).")
 
 	s, k := &c.server, &c.consumer
 	s.addFlags(fs)
@@ -71,12 +74,15 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		return c, s.validate()
 	case "consumer":
 		return c, k.validate()
+	case "share-consumer":
+		k.Share = true
+		return c, k.validate()
 	case "load":
 		return c, c.load.validate()
 	case "produce":
 		return c, c.produce.validate()
 	default:
-		return nil, fmt.Errorf("--mode %q: want server, consumer, load or produce", c.mode)
+		return nil, fmt.Errorf("--mode %q: want server, consumer, share-consumer, load or produce", c.mode)
 	}
 }
 
@@ -94,7 +100,7 @@ func run(args []string, stderr io.Writer) int {
 	defer stop()
 
 	switch c.mode {
-	case "consumer":
+	case "consumer", "share-consumer":
 		err = RunConsumer(ctx, c.consumer, log)
 	case "load":
 		err = RunLoad(ctx, c.load, log)

@@ -319,7 +319,9 @@ func TestParseFlags(t *testing.T) {
 		{"defaults", nil, ""},
 		{"consumer", []string{"--mode=consumer", "--brokers=a:9092,b:9092", "--topic=demo.orders", "--group=demo.billing", "--rate=5"}, ""},
 		{"consumer without brokers", []string{"--mode=consumer", "--topic=demo.orders", "--group=demo.billing"}, "consumer mode needs --brokers, --topic and --group"},
-		{"unknown mode", []string{"--mode=batch"}, `--mode "batch": want server, consumer, load or produce`},
+		{"share consumer", []string{"--mode=share-consumer", "--brokers=a:9092", "--topic=demo.jobs", "--group=demo.workers"}, ""},
+		{"share consumer without a group", []string{"--mode=share-consumer", "--brokers=a:9092", "--topic=demo.jobs"}, "share-consumer mode needs --brokers, --topic and --group"},
+		{"unknown mode", []string{"--mode=batch"}, `--mode "batch": want server, consumer, share-consumer, load or produce`},
 		{"no workers", []string{"--workers=0"}, "--workers must be at least 1, got 0"},
 		{"stray argument", []string{"extra"}, `unexpected arguments ["extra"]`},
 	} {

@@ -34,7 +34,7 @@ import (
 //	--shutdown-grace-period=3s
 //	--drain-delay=0s                (server mode: the stack takes the pod
 //	                                 out of its load balancer before SIGTERM)
-//	--brokers=<the kfake brokers>   (consumer mode)
+//	--brokers=<the kfake brokers>   (consumer and share-consumer modes)
 const SampleAppImage = "hpa-signals-sample-app"
 
 // RelabeledScrapeAnnotation on a pod, with any value, makes Prometheus
@@ -53,7 +53,8 @@ type PodProcess struct {
 	// Service is the first Service (by name) in the namespace whose
 	// selector matches the pod; empty if none.
 	Service string
-	// Mode is "server" or "consumer".
+	// Mode is "server" or "consumer" (either consumer mode: of a consumer
+	// group or of a share group).
 	Mode string
 	// Relabeled reports whether Prometheus scrapes it through the
 	// relabelling job (RelabeledScrapeAnnotation).
@@ -161,7 +162,7 @@ func (r *podRunner) run(pod *corev1.Pod, c *corev1.Container) error {
 	_, pp.Relabeled = pod.Annotations[RelabeledScrapeAnnotation]
 	args := append([]string(nil), c.Args...)
 	for _, a := range args {
-		if a == "--mode=consumer" {
+		if a == "--mode=consumer" || a == "--mode=share-consumer" {
 			pp.Mode = "consumer"
 		}
 	}

@@ -73,6 +73,8 @@ func TestScenarios(t *testing.T) {
 		t.Run("Latency", func(t *testing.T) { t.Parallel(); latencyScenario(ctx, t, e) })
 		t.Run("Goroutines", func(t *testing.T) { t.Parallel(); goroutinesScenario(ctx, t, e) })
 		t.Run("Kafka", func(t *testing.T) { t.Parallel(); kafkaScenario(ctx, t, e) })
+		t.Run("ScaleFromZero", func(t *testing.T) { t.Parallel(); scaleFromZeroScenario(ctx, t, e) })
+		t.Run("ShareGroup", func(t *testing.T) { t.Parallel(); shareGroupScenario(ctx, t, e) })
 	})
 	t.Run("PrometheusOutage", func(t *testing.T) { outageScenario(ctx, t, e) })
 	t.Run("Security", func(t *testing.T) { securityScenario(ctx, t, e, root) })

@@ -74,15 +74,19 @@ func newStartFixture(ctx context.Context, tb testing.TB) *startFixture {
 // startFigures is what one start of the adapter measured: exec to /readyz
 // answering 200, exec to the first 200 of startPodsPath with every pod's
 // value, and resident memory (VmRSS) right after that answer and after the
-// requests that followed, with the peak (VmHWM) over all of it.
+// requests that followed, with the peak (VmHWM) over all of it and how much
+// of the last figure is anonymous memory (heap, stacks: what GOGC and
+// GOMEMLIMIT act on) and file pages (the binary's code and data).
 type startFigures struct {
 	ready, answer                 time.Duration
 	rssStarted, rssLoaded, rssHWM uint64
+	anon, file                    uint64
+	cpuPerRequest                 time.Duration // the adapter's user+system CPU over the requests
 }
 
 func (f startFigures) String() string {
-	return fmt.Sprintf("ready %s, first answer %s, RSS %.1f MiB after start, %.1f MiB after requests, peak %.1f MiB",
-		f.ready.Round(time.Millisecond), f.answer.Round(time.Millisecond), mib(f.rssStarted), mib(f.rssLoaded), mib(f.rssHWM))
+	return fmt.Sprintf("ready %s, first answer %s, RSS %.1f MiB after start, %.1f MiB after requests (anon %.1f, file %.1f), peak %.1f MiB, %s CPU per request",
+		f.ready.Round(time.Millisecond), f.answer.Round(time.Millisecond), mib(f.rssStarted), mib(f.rssLoaded), mib(f.anon), mib(f.file), mib(f.rssHWM), f.cpuPerRequest.Round(time.Microsecond))
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
@@ -122,6 +126,7 @@ func (fx *startFixture) measureStart(ctx context.Context, tb testing.TB, env []s
 	}
 	f.rssStarted = rss(tb, a.proc.RSSBytes)
 
+	cpu0 := cpuSeconds(tb, a.proc.PID())
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed := map[int]int{}
@@ -142,11 +147,19 @@ func (fx *startFixture) measureStart(ctx context.Context, tb testing.TB, env []s
 	}
 	close(next)
 	wg.Wait()
+	if requests > 0 {
+		f.cpuPerRequest = time.Duration((cpuSeconds(tb, a.proc.PID()) - cpu0) / float64(requests) * float64(time.Second))
+	}
 	if len(failed) > 0 {
 		tb.Errorf("%d requests after the first answer: status codes other than 200: %v", requests, failed)
 	}
 	f.rssLoaded = rss(tb, a.proc.RSSBytes)
-	f.rssHWM = rss(tb, a.proc.PeakRSSBytes)
+	status := func(field string) func() (uint64, error) {
+		return func() (uint64, error) { return a.proc.StatusBytes(field) }
+	}
+	f.rssHWM = rss(tb, status("VmHWM"))
+	f.anon = rss(tb, status("RssAnon"))
+	f.file = rss(tb, status("RssFile"))
 	return f
 }
 
@@ -191,13 +204,15 @@ const startRuns = 5
 var startSettings = []struct{ name, env string }{
 	{"default", ""},
 	{"GOGC=50", "GOGC=50"},
-	{"GOMEMLIMIT=24MiB", "GOMEMLIMIT=24MiB"},
+	{"GOMEMLIMIT=32MiB", "GOMEMLIMIT=32MiB"},
 }
 
 // BenchmarkStart measures the adapter's start on a local control plane
 // with 50 pods and 1,000 series: exec to /readyz 200, exec to the first 200
 // of the warm Pods read, VmRSS after that answer and after 2,000 more reads
-// (16 concurrent), and VmHWM; startRuns starts per Go runtime setting,
+// (16 concurrent), VmHWM, the anonymous part of VmRSS (heap and stacks,
+// what GOGC and GOMEMLIMIT act on; the rest is the binary's pages) and the
+// adapter's CPU time per read; startRuns starts per Go runtime setting,
 // reported as median and max. Run it with make bench (BENCH=Start).
 func BenchmarkStart(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -210,7 +225,7 @@ func BenchmarkStart(b *testing.B) {
 			if s.env != "" {
 				env = append(env, s.env)
 			}
-			var ready, answer, started, loaded, peak []float64
+			var ready, answer, started, loaded, peak, anon, cpu []float64
 			for i := range startRuns {
 				f := fx.measureStart(ctx, b, env, 2000)
 				b.Logf("start %d: %s", i+1, f)
@@ -219,6 +234,8 @@ func BenchmarkStart(b *testing.B) {
 				started = append(started, mib(f.rssStarted))
 				loaded = append(loaded, mib(f.rssLoaded))
 				peak = append(peak, mib(f.rssHWM))
+				anon = append(anon, mib(f.anon))
+				cpu = append(cpu, float64(f.cpuPerRequest.Microseconds()))
 			}
 			report := func(unit string, xs []float64) {
 				slices.Sort(xs)
@@ -230,6 +247,8 @@ func BenchmarkStart(b *testing.B) {
 			report("RSS-start-MiB", started)
 			report("RSS-loaded-MiB", loaded)
 			report("RSS-peak-MiB", peak)
+			report("RSS-anon-MiB", anon)
+			report("CPU-us/req", cpu)
 			b.ReportMetric(0, "ns/op")
 		})
 	}

@@ -153,10 +153,11 @@ func (p *Process) RSSBytes() (uint64, error) {
 	return statusBytes(p.PID(), "VmRSS")
 }
 
-// PeakRSSBytes is the largest resident set size the process has had
-// (VmHWM), read from /proc/<pid>/status.
-func (p *Process) PeakRSSBytes() (uint64, error) {
-	return statusBytes(p.PID(), "VmHWM")
+// StatusBytes is a memory field of /proc/<pid>/status in bytes: VmHWM
+// (the peak resident set size), RssAnon (heap and stacks), RssFile (the
+// binary's mapped pages), ...
+func (p *Process) StatusBytes(field string) (uint64, error) {
+	return statusBytes(p.PID(), field)
 }
 
 func rssBytes(pid int) (uint64, error) { return statusBytes(pid, "VmRSS") }

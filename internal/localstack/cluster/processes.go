@@ -160,8 +160,6 @@ func (p *Process) StatusBytes(field string) (uint64, error) {
 	return statusBytes(p.PID(), field)
 }
 
-func rssBytes(pid int) (uint64, error) { return statusBytes(pid, "VmRSS") }
-
 // statusBytes reads the kB field of /proc/<pid>/status, in bytes.
 func statusBytes(pid int, field string) (uint64, error) {
 	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))

@@ -76,8 +76,8 @@ fuzz:
 ## bench: benchmarks into bench.out, summarised by benchstat (BENCH=pattern,
 ## BENCH_COUNT=6 for confidence intervals; compare two runs with
 ## benchstat old.out bench.out). The e2e benchmarks (Discovery: hpa-signals
-## and prometheus-adapter side by side) start a local control plane and
-## run once each.
+## and prometheus-adapter side by side; Start: exec to ready and to the
+## first answer, RSS) start a local control plane and run once each.
 bench: deps control-plane $(BENCHSTAT)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
 	$(GO) test -tags e2e -timeout 40m -run '^$$' -bench '$(BENCH)' -benchtime 1x -count $(BENCH_COUNT) ./test/e2e/ | grep -v "is disabled" | tee -a bench.out

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
@@ -146,6 +147,19 @@ func serve(ctx context.Context, o *options) error {
 		}
 		return nil
 	})}
+	if ca := clientCA(serverConfig.GenericConfig.SecureServing); ca != nil {
+		// The client CAs come from kube-system/extension-apiserver-authentication
+		// up to 100ms after its watch has synced (client-go polls for the
+		// sync): until then the aggregator's and the HPA controller's
+		// client certificates are not recognised and every request is
+		// refused with 403, so the adapter is not ready to serve.
+		checks = append(checks, healthz.NamedCheck("client-ca", func(*http.Request) error {
+			if len(ca.CurrentCABundleContent()) == 0 {
+				return errors.New("the client CAs of kube-system/extension-apiserver-authentication have not been loaded yet")
+			}
+			return nil
+		}))
+	}
 	if disc != nil {
 		checks = append(checks, healthz.NamedCheck("prometheus-adapter-discovery", func(*http.Request) error {
 			if !disc.HasSynced() {
@@ -235,4 +249,13 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// clientCA is the CA bundle the server verifies client certificates with,
+// or nil when it verifies none.
+func clientCA(serving *genericapiserver.SecureServingInfo) dynamiccertificates.CAContentProvider {
+	if serving == nil {
+		return nil
+	}
+	return serving.ClientCA
 }

@@ -30,15 +30,38 @@ import (
 // running as a process on 127.0.0.1, asked directly, not through the
 // aggregator, with the cluster admin's client certificate.
 type adapterProc struct {
-	name   string
-	url    string
-	client *http.Client
-	proc   *cluster.Process
+	name    string
+	url     string
+	client  *http.Client
+	proc    *cluster.Process
+	started time.Time // just before the exec
 }
 
 // startAdapterProc runs binary with the serving and delegation flags both
 // adapters share plus args, and waits until /readyz answers 200.
 func startAdapterProc(ctx context.Context, t testing.TB, l *cluster.Local, name, binary string, args ...string) *adapterProc {
+	t.Helper()
+	a := launchAdapterProc(t, l, name, binary, os.Environ(), args...)
+	err := cluster.WaitFor(ctx, name+" /readyz", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		if exited, err := a.proc.ExitErr(); exited {
+			return false, cluster.StopWaiting(fmt.Errorf("%s exited: %w", name, err))
+		}
+		code, body := a.get(ctx, "/readyz")
+		if code != http.StatusOK {
+			return false, fmt.Errorf("/readyz: %d %s", code, body)
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("start %s (log %s): %v", name, a.proc.LogPath, err)
+	}
+	return a
+}
+
+// launchAdapterProc runs binary with env, the serving and delegation flags
+// both adapters share plus args, and returns without waiting for it; the
+// test's cleanup stops it.
+func launchAdapterProc(t testing.TB, l *cluster.Local, name, binary string, env []string, args ...string) *adapterProc {
 	t.Helper()
 	dir := t.TempDir()
 	port, err := cluster.FreePort()
@@ -69,11 +92,12 @@ func startAdapterProc(ctx context.Context, t testing.TB, l *cluster.Local, name,
 		"--lister-kubeconfig=" + l.Kubeconfig(),
 		"--v=2",
 	}, args...)
-	proc, err := cluster.StartProcess(dir, name, binary, all, os.Environ())
+	started := time.Now()
+	proc, err := cluster.StartProcess(dir, name, binary, all, env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &adapterProc{name: name, url: "https://127.0.0.1:" + strconv.Itoa(port), client: client, proc: proc}
+	a := &adapterProc{name: name, url: "https://127.0.0.1:" + strconv.Itoa(port), client: client, proc: proc, started: started}
 	t.Cleanup(func() {
 		if err := proc.Stop(); err != nil {
 			t.Logf("stop %s: %v", name, err)
@@ -84,19 +108,6 @@ func startAdapterProc(ctx context.Context, t testing.TB, l *cluster.Local, name,
 			}
 		}
 	})
-	err = cluster.WaitFor(ctx, name+" /readyz", 2*time.Minute, func(ctx context.Context) (bool, error) {
-		if exited, err := proc.ExitErr(); exited {
-			return false, cluster.StopWaiting(fmt.Errorf("%s exited: %w", name, err))
-		}
-		code, body := a.get(ctx, "/readyz")
-		if code != http.StatusOK {
-			return false, fmt.Errorf("/readyz: %d %s", code, body)
-		}
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("start %s (log %s): %v", name, proc.LogPath, err)
-	}
 	return a
 }
 
@@ -253,7 +264,7 @@ func labelString(m map[string]string) string {
 
 // createPods creates bare pods (labels app=<app>) in namespace; the
 // adapters list them, nothing runs them.
-func createPods(ctx context.Context, t *testing.T, l *cluster.Local, namespace, app string, names ...string) {
+func createPods(ctx context.Context, t testing.TB, l *cluster.Local, namespace, app string, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		pod := &corev1.Pod{

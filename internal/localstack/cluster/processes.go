@@ -147,29 +147,37 @@ func (p *Process) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// RSSBytes is the resident set size of the process, read from
+// RSSBytes is the resident set size of the process (VmRSS), read from
 // /proc/<pid>/status.
 func (p *Process) RSSBytes() (uint64, error) {
-	return rssBytes(p.PID())
+	return statusBytes(p.PID(), "VmRSS")
 }
 
-func rssBytes(pid int) (uint64, error) {
+// StatusBytes is a memory field of /proc/<pid>/status in bytes: VmHWM
+// (the peak resident set size), RssAnon (heap and stacks), RssFile (the
+// binary's mapped pages), ...
+func (p *Process) StatusBytes(field string) (uint64, error) {
+	return statusBytes(p.PID(), field)
+}
+
+// statusBytes reads the kB field of /proc/<pid>/status, in bytes.
+func statusBytes(pid int, field string) (uint64, error) {
 	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+		return 0, fmt.Errorf("read %s of pid %d: %w", field, pid, err)
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) == 3 && fields[0] == "VmRSS:" && fields[2] == "kB" {
+		if len(fields) == 3 && fields[0] == field+":" && fields[2] == "kB" {
 			kb, err := strconv.ParseUint(fields[1], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("read RSS of pid %d: %w", pid, err)
+				return 0, fmt.Errorf("read %s of pid %d: %w", field, pid, err)
 			}
 			return kb * 1024, nil
 		}
 	}
-	return 0, fmt.Errorf("read RSS of pid %d: no VmRSS line", pid)
+	return 0, fmt.Errorf("read %s of pid %d: no %s line", field, pid, field)
 }
 
 // ProcessGroupAlive reports whether any process of the process group pgid

@@ -127,7 +127,10 @@ func TestWorkStatus(t *testing.T) {
 }
 
 func TestFullQueueAnswers503AtOnce(t *testing.T) {
-	s, ts := testServer(t, ServerConfig{Workers: 1, Queue: 1, ServiceTime: 300 * time.Millisecond})
+	// The service time is the window in which both requests must have
+	// arrived, one at the worker and one queued: long enough for a loaded
+	// machine.
+	s, ts := testServer(t, ServerConfig{Workers: 1, Queue: 1, ServiceTime: 2 * time.Second})
 	// One request occupies the worker, one waits in the queue.
 	var wg sync.WaitGroup
 	for range 2 {

@@ -17,34 +17,16 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/hpa-signals/hpa-signals/provider"
+	"github.com/hpa-signals/hpa-signals/provider/providertest"
 	"github.com/hpa-signals/hpa-signals/sources/prometheus"
 )
 
 // counterValue returns the value of the counter name{kv...} in reg, or -1
-// if there is no such series.
+// if reg has no such series.
 func counterValue(t *testing.T, reg *promclient.Registry, name string, kv ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, l := range m.GetLabel() {
-				ls[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(kv); i += 2 {
-				if ls[kv[i]] != kv[i+1] {
-					continue series
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
+	if v, ok := providertest.Counter(t, reg, name, kv...); ok {
+		return v
 	}
 	return -1
 }

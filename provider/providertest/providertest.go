@@ -1,7 +1,8 @@
 // Package providertest serves a provider.Provider in tests, as
 // net/http/httptest serves a handler: NewServer runs it behind the real
 // custom-metrics-apiserver handler chain, and Pods is a pod lister over a
-// fixed set of pods. The provider's own tests and the integration tests
+// fixed set of pods; Counter reads a counter of the adapter's own metrics.
+// The provider's own tests and the integration tests
 // share them; the e2e suite covers authentication, authorization and the
 // pod watch cache.
 package providertest
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/labels"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/client-go/rest"
@@ -63,4 +65,34 @@ func NewHandler(t testing.TB, p *provider.Provider) http.Handler {
 	}
 	provider.InstallExplain(s.GenericAPIServer, p)
 	return s.GenericAPIServer.Handler
+}
+
+// Counter returns the value of the counter name{kv...} (label name, value
+// pairs; other labels may be anything) that g gathers, and whether g has
+// such a series.
+func Counter(t testing.TB, g prometheus.Gatherer, name string, kv ...string) (float64, bool) {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatalf("gather metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			ls := map[string]string{}
+			for _, l := range m.GetLabel() {
+				ls[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(kv); i += 2 {
+				if ls[kv[i]] != kv[i+1] {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
 }

@@ -208,29 +208,8 @@ func (a *adapter) waitForRates(t *testing.T) valueList {
 // 0 if it has no such series yet.
 func (a *adapter) counter(t *testing.T, name string, kv ...string) float64 {
 	t.Helper()
-	mfs, err := a.reg.Gather()
-	if err != nil {
-		t.Fatalf("gather adapter metrics: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			ls := map[string]string{}
-			for _, l := range m.GetLabel() {
-				ls[l.GetName()] = l.GetValue()
-			}
-			for i := 0; i+1 < len(kv); i += 2 {
-				if ls[kv[i]] != kv[i+1] {
-					continue series
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
+	v, _ := providertest.Counter(t, a.reg, name, kv...)
+	return v
 }
 
 // sourceQueries is hpa_signals_source_queries_total{source="prometheus",result}.

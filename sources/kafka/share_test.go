@@ -173,6 +173,7 @@ func TestShareGroupBacklogV0(t *testing.T) {
 	cl := b.shareConsumer(t, "workers", "jobs")
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{})
 	var accept, release []*kgo.Record
+	waitBuffered(t, cl, 13)
 	for _, rec := range pollShare(t, cl) {
 		switch rec.Offset {
 		case 0:

@@ -201,8 +201,8 @@ func TestShippedCatalogIsOwnedOnly(t *testing.T) {
 			t.Errorf("%s: group ownership is not the namespace's own groups", m.Name)
 		}
 	}
-	if kafkaEntries != 8 {
-		t.Errorf("%d kafka entries, want the 7 presets and kafka_consumer_lag_earliest", kafkaEntries)
+	if kafkaEntries != 9 {
+		t.Errorf("%d kafka entries, want the 8 presets and kafka_consumer_lag_earliest", kafkaEntries)
 	}
 	if got := c.Lookup("kafka_consumer_lag_earliest").Kafka.AllowedTopicsFor("demo"); !slices.Equal(got, []string{"demo.*"}) {
 		t.Errorf("kafka_consumer_lag_earliest allows topics %q for demo, want [demo.*]", got)

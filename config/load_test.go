@@ -67,13 +67,13 @@ var invalidFixtures = []struct {
 			`line 6: metrics[1].apis[0]: kafka entries are served on the external API only; set apis: [external]`,
 			`line 8: metrics[1].query: not used by a kafka entry; remove it (kafka entries take the selector keys group, topic, cluster and window)`,
 			`line 9: metrics[1].selectorLabels: not used by a kafka entry; remove it (kafka entries take the selector keys group, topic, cluster and window)`,
-			`line 11: metrics[1].kafka.signal: unknown signal "offset"; use one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions, share_backlog, share_backlog_max`,
+			`line 11: metrics[1].kafka.signal: unknown signal "offset"; use one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions, share_backlog, share_backlog_max, share_backlog_seconds`,
 			`line 12: metrics[1].kafka.offsetReset: unknown value "smallest"; use latest or earliest`,
 			`line 13: metrics[1].kafka.groupPattern: "[{namespace}" is not a valid glob: syntax error in pattern; use *, ?, [...] and {namespace}, e.g. "{namespace}.*"`,
 			`line 14: metrics[1].kafka.stallWindow: must be positive, got -1m0s; remove the key to use the default`,
 			`line 15: metrics[1].kafka.isolationLevel: unknown value "committed"; use read_uncommitted or read_committed`,
 			`line 16: metrics[1].kafka.drainWindow: must be positive and at most 1h0m0s, got 2h0m0s; remove the key to use the default (2m0s)`,
-			`line 21: metrics[2].kafka.signal: missing; set one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions, share_backlog, share_backlog_max`,
+			`line 21: metrics[2].kafka.signal: missing; set one of lag, lag_max, lag_seconds, time_to_drain_seconds, stalled_partitions, share_backlog, share_backlog_max, share_backlog_seconds`,
 			`line 27: metrics[3].kafka: set on a prometheus entry; remove it, or set source: kafka`,
 		},
 	},
@@ -372,6 +372,7 @@ func TestDefault(t *testing.T) {
 		"kafka_consumer_stalled_partitions",
 		"kafka_share_group_backlog",
 		"kafka_share_group_backlog_max",
+		"kafka_share_group_backlog_seconds",
 	}
 	if got := names(c); !slices.Equal(got, want) {
 		t.Errorf("presets %v, want %v", got, want)

@@ -68,6 +68,7 @@ func presets() []Metric {
 		{"kafka_consumer_stalled_partitions", KafkaStalledPartitions, "Lagging partitions whose committed offset has not moved for the stall window."},
 		{"kafka_share_group_backlog", KafkaShareBacklog, "Share group records not yet acknowledged or archived, summed over the selected topics' partitions."},
 		{"kafka_share_group_backlog_max", KafkaShareBacklogMax, "Largest share group backlog of one partition, in records."},
+		{"kafka_share_group_backlog_seconds", KafkaShareBacklogSeconds, "Age of the oldest share group record not yet acknowledged or archived, in seconds."},
 	} {
 		out = append(out, Metric{
 			Name:        k.name,

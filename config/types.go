@@ -259,12 +259,17 @@ const (
 	// KafkaShareBacklogMax is the largest share-group backlog of one
 	// partition.
 	KafkaShareBacklogMax KafkaSignal = "share_backlog_max"
+	// KafkaShareBacklogSeconds is the age of a share group's backlog: now
+	// minus the time of the oldest record not yet delivery-complete, the
+	// first record at or after a share-partition start offset, over the
+	// selected topics' partitions; 0 without backlog.
+	KafkaShareBacklogSeconds KafkaSignal = "share_backlog_seconds"
 )
 
 // IsShare reports whether s reads a share group (KIP-932) rather than a
 // consumer group.
 func (s KafkaSignal) IsShare() bool {
-	return s == KafkaShareBacklog || s == KafkaShareBacklogMax
+	return s == KafkaShareBacklog || s == KafkaShareBacklogMax || s == KafkaShareBacklogSeconds
 }
 
 // KafkaMetric is the kafka part of an entry.

@@ -25,7 +25,7 @@ var (
 	labelValueRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 
 	apiNames      = []API{APIPods, APIObject, APIExternal}
-	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions, KafkaShareBacklog, KafkaShareBacklogMax}
+	signalNames   = []KafkaSignal{KafkaLag, KafkaLagMax, KafkaLagSeconds, KafkaTimeToDrain, KafkaStalledPartitions, KafkaShareBacklog, KafkaShareBacklogMax, KafkaShareBacklogSeconds}
 	saslMechanism = []string{SASLPlain, SASLScramSHA256, SASLScramSHA512}
 
 	promqlParser = parser.NewParser(parser.Options{})

@@ -228,12 +228,12 @@ func QueryFromSelector(m *config.Metric, clusterNames []string, sel labels.Selec
 
 // windowOf parses the window key: one duration ("5m") from 1s to
 // MaxWindow, on the signals whose value is a level (lag, lag_max,
-// lag_seconds).
+// lag_seconds and the share backlogs).
 func windowOf(signal config.KafkaSignal, isEq bool, values []string) (time.Duration, error) {
 	switch signal {
-	case config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaShareBacklog, config.KafkaShareBacklogMax:
+	case config.KafkaLag, config.KafkaLagMax, config.KafkaLagSeconds, config.KafkaShareBacklog, config.KafkaShareBacklogMax, config.KafkaShareBacklogSeconds:
 	default:
-		return 0, fmt.Errorf("%w: key %q applies to the signals lag, lag_max, lag_seconds, share_backlog and share_backlog_max, not %s; remove it", ErrInvalidSelector, keyWindow, signal)
+		return 0, fmt.Errorf("%w: key %q applies to the signals lag, lag_max, lag_seconds, share_backlog, share_backlog_max and share_backlog_seconds, not %s; remove it", ErrInvalidSelector, keyWindow, signal)
 	}
 	if !isEq || len(values) != 1 {
 		return 0, fmt.Errorf("%w: key %q supports only %q with one duration, e.g. window=5m", ErrInvalidSelector, keyWindow, "=")

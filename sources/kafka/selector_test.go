@@ -116,7 +116,7 @@ func TestQueryFromSelectorWindow(t *testing.T) {
 		{"signal: lag", "group=g,window=500ms", 0, `"500ms" is not a duration from 1s`},
 		{"signal: lag", "group=g,window=soon", 0, `"soon" is not a duration`},
 		{"signal: lag", "group=g,window in (1m,2m)", 0, `key "window" supports only "=" with one duration`},
-		{"signal: time_to_drain_seconds", "group=g,window=5m", 0, `key "window" applies to the signals lag, lag_max, lag_seconds, share_backlog and share_backlog_max, not time_to_drain_seconds; remove it`},
+		{"signal: time_to_drain_seconds", "group=g,window=5m", 0, `key "window" applies to the signals lag, lag_max, lag_seconds, share_backlog, share_backlog_max and share_backlog_seconds, not time_to_drain_seconds; remove it`},
 		{"signal: stalled_partitions", "group=g,window=5m", 0, `not stalled_partitions`},
 	} {
 		t.Run(tc.settings+" "+tc.sel, func(t *testing.T) {

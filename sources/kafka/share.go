@@ -115,6 +115,30 @@ func decodeShareOffsets(body []byte, version int16) (starts map[string]map[int32
 	return starts, backlogs, perr, nil
 }
 
+// dateShareBacklog sets Oldest on every partition of parts with a backlog:
+// the time of the first record a share consumer would receive at or after
+// the share-partition start offset. The start offset is by definition the
+// first record not yet delivery-complete, so that record is the backlog's
+// oldest (records after it may be acknowledged out of order, never one
+// before it). It is the Fetch lag_seconds sends for a consumer group, one
+// per partition with a backlog; the backlog the broker stated stays the
+// partition's Lag (the Fetch may only find markers: then there is none).
+func (c *cluster) dateShareBacklog(ctx context.Context, group string, parts []PartitionLag, earliest, readCommitted bool, concurrency int, m *metrics) error {
+	stated := make([]int64, len(parts))
+	for i, p := range parts {
+		stated[i] = p.Lag
+	}
+	if err := c.settleLag(ctx, group, parts, earliest, readCommitted, true, concurrency, m); err != nil {
+		return err
+	}
+	for i := range parts {
+		if parts[i].Lag > 0 {
+			parts[i].Lag = stated[i]
+		}
+	}
+	return nil
+}
+
 // shareGroupExists reports whether the coordinator knows group as a share
 // group (ShareGroupDescribe, API key 77).
 func (c *cluster) shareGroupExists(ctx context.Context, group string) (bool, error) {

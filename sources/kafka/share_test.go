@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/hpa-signals/hpa-signals/config"
 )
@@ -232,4 +233,80 @@ func (b *broker) setShareStartOffsets(group, topic string, starts map[int32]int6
 		b.t.Fatalf("alter share group offsets of %s: %v", group, err)
 	}
 	b.markNextGen(group)
+}
+
+// The age of a share group's backlog: now minus the time of the first
+// record at or after the share-partition start offset, the oldest record
+// not yet delivery-complete; worst partition; 0 without backlog. One Fetch
+// per partition with a backlog, none for the others. Records acknowledged
+// past the start offset do not make the backlog younger: the start offset
+// does not move.
+func TestShareGroupBacklogAge(t *testing.T) {
+	b := newBroker(t, kafka4)
+	b.createTopic("jobs", 3)
+	at := func(base time.Duration) func(int) time.Time {
+		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
+	}
+	b.produce("jobs", 0, 10, at(0))               // t0+0s .. t0+9s
+	b.produce("jobs", 1, 10, at(100*time.Second)) // t0+100s .. t0+109s
+	b.produce("jobs", 2, 4, at(0))
+	b.setShareStartOffsets("set", "jobs", map[int32]int64{0: 3, 1: 7, 2: 4})
+	fc := testingclock.NewFakeClock(t0.Add(1000 * time.Second))
+	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc})
+	age := fromCatalog(t, Query{Cluster: "main", Group: "set", Signal: config.KafkaShareBacklogSeconds})
+
+	b.counts.reset()
+	r := evaluate(t, s, age)
+	if r.Value != 997 {
+		t.Errorf("backlog age = %v, want 997 (p0's record 3 at t0+3s)", r.Value)
+	}
+	if got := r.Partitions[1].Oldest; !got.Equal(t0.Add(107 * time.Second)) {
+		t.Errorf("oldest of p1 = %v, want t0+107s (record 7)", got)
+	}
+	if !r.Partitions[2].Oldest.IsZero() {
+		t.Errorf("p2 has no backlog but was dated %v", r.Partitions[2].Oldest)
+	}
+	if want := map[string]int64{"jobs/0": 7, "jobs/1": 3, "jobs/2": 0}; !maps.Equal(lagsOf(r), want) {
+		t.Errorf("backlogs with the age = %v, want %v", lagsOf(r), want)
+	}
+	if got := b.counts.total("Fetch"); got != 2 {
+		t.Errorf("%d Fetch requests, want 2 (the partitions with a backlog)\n%s", got, b.counts)
+	}
+
+	// A consumer acknowledges every record but p0's offset 0: p0's start
+	// offset stays 0 and the backlog is one record at t0+0s old.
+	cl := b.shareConsumer(t, "workers", "jobs")
+	s = newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc})
+	age = fromCatalog(t, Query{Cluster: "main", Group: "workers", Signal: config.KafkaShareBacklogSeconds})
+	waitBuffered(t, cl, 24)
+	var accept, release []*kgo.Record
+	for _, rec := range pollShare(t, cl) {
+		if rec.Partition == 0 && rec.Offset == 0 {
+			release = append(release, rec)
+			continue
+		}
+		accept = append(accept, rec)
+	}
+	if len(accept) != 23 || len(release) != 1 {
+		t.Fatalf("one poll returned %d records to accept and %d to release, want 23 and 1", len(accept), len(release))
+	}
+	cl.MarkAcks(kgo.AckAccept, accept...)
+	cl.MarkAcks(kgo.AckRelease, release...)
+	if err := cl.FlushAcks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r = evaluate(t, s, age)
+	if want := map[string]int64{"jobs/0": 1, "jobs/1": 0, "jobs/2": 0}; r.Value != 1000 || !maps.Equal(lagsOf(r), want) {
+		t.Errorf("age with p0's first record released = %v %v, want 1000 %v", r.Value, lagsOf(r), want)
+	}
+
+	// Once it is acknowledged too, there is no backlog and no age.
+	waitBuffered(t, cl, 1)
+	cl.MarkAcks(kgo.AckAccept, pollShare(t, cl)...)
+	if err := cl.FlushAcks(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := evaluate(t, s, age); r.Value != 0 {
+		t.Errorf("age with every record acknowledged = %v %v, want 0", r.Value, lagsOf(r))
+	}
 }

@@ -42,8 +42,8 @@ type Options struct {
 	// Registerer receives the source's own metrics. Nil means they are
 	// kept but not exposed.
 	Registerer prometheus.Registerer
-	// LagSecondsConcurrency bounds the Fetch requests one lag_seconds
-	// evaluation has in flight. Zero means 8.
+	// LagSecondsConcurrency bounds the Fetch requests one lag_seconds or
+	// share_backlog_seconds evaluation has in flight. Zero means 8.
 	LagSecondsConcurrency int
 	// StateTTL drops the offset history of a group nobody evaluated for
 	// this long. Zero means 1h; it should exceed the longest stall window.
@@ -172,10 +172,17 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 	// transaction markers, and records of aborted transactions under
 	// read_committed (records.go). lag_seconds reads that record of every
 	// lagging partition for its time. A share group's backlog is the
-	// broker's or end - start offset (share.go), left as it is.
+	// broker's or end - start offset (share.go), left as it is;
+	// share_backlog_seconds reads the first record at or after the start
+	// offset of every partition with a backlog for its time.
 	earliest := q.OffsetReset == config.OffsetResetEarliest
 	readCommitted := q.IsolationLevel == config.IsolationReadCommitted
-	if !q.Signal.IsShare() {
+	switch {
+	case q.Signal == config.KafkaShareBacklogSeconds:
+		if err := c.dateShareBacklog(ctx, q.Group, parts, earliest, readCommitted, s.concurrency, s.metrics); err != nil {
+			return Result{}, err
+		}
+	case !q.Signal.IsShare():
 		if err := c.settleLag(ctx, q.Group, parts, earliest, readCommitted, q.Signal == config.KafkaLagSeconds, s.concurrency, s.metrics); err != nil {
 			return Result{}, err
 		}
@@ -201,7 +208,7 @@ func (s *Source) evaluate(ctx context.Context, c *cluster, q Query) (Result, err
 		r.Value = float64(total)
 	case config.KafkaLagMax, config.KafkaShareBacklogMax:
 		r.Value = float64(worst)
-	case config.KafkaLagSeconds:
+	case config.KafkaLagSeconds, config.KafkaShareBacklogSeconds:
 		r.Value = lagSeconds(parts, now)
 	case config.KafkaStalledPartitions:
 		r.Value = float64(stalled)

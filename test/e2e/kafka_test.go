@@ -129,12 +129,16 @@ func shareGroupScenario(ctx context.Context, t *testing.T, e env.Env) {
 	if err := e.ProduceBurst(ctx, jobsTopic, burst); err != nil {
 		t.Fatal(err)
 	}
+	// The backlog's age: its oldest record was produced by the burst.
+	age := waitExternalValue(ctx, t, c, "kafka_share_group_backlog_seconds", sel, func(v float64) bool { return v >= 1 && v < scaleTimeout.Seconds() })
+	t.Logf("during the burst: kafka_share_group_backlog_seconds{%s} = %g", sel, age)
 	h = waitHPA(ctx, t, c, name, "scales to its maximum, 4, for a backlog of 2400", scaleTimeout, replicasAtLeast(maxPods))
 	t.Logf("after the burst: %s", describeHPA(h))
 
 	h = waitHPA(ctx, t, c, name, "back to 1 replica once every record is acknowledged", 2*scaleTimeout, settledAt(1))
 	t.Logf("drained: %s", describeHPA(h))
 	waitExternalValue(ctx, t, c, "kafka_share_group_backlog", sel, func(v float64) bool { return v == 0 })
+	waitExternalValue(ctx, t, c, "kafka_share_group_backlog_seconds", sel, func(v float64) bool { return v == 0 })
 }
 
 // setGroupConfig sets one config of a group (IncrementalAlterConfigs,

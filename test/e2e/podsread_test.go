@@ -170,23 +170,24 @@ func (fx *podsReadFixture) forEachRow(ctx context.Context, tb testing.TB, measur
 }
 
 // rowFigures is what one row measured: the load's result, the CPU time
-// the adapter (and, through the aggregator, the kube-apiserver) used per
-// request, and the bytes the adapter allocated per request (negative when
-// its /metrics has no go_memstats_alloc_bytes_total). CPU and allocations
-// are the processes' totals over the load, background work included.
+// per request of the adapter, of the kube-apiserver (which proxies the
+// aggregator's requests and answers prometheus-adapter's pod lists) and
+// of Prometheus (which answers prometheus-adapter's query per request and
+// hpa-signals' refreshes), and the bytes the adapter allocated per request
+// (negative when its /metrics has no go_memstats_alloc_bytes_total). CPU
+// and allocations are the processes' totals over the load, background work
+// included.
 type rowFigures struct {
 	closedloop.Result
-	cpu, apiserverCPU time.Duration
-	alloc             float64
+	cpu, apiserverCPU, promCPU time.Duration
+	alloc                      float64
 }
 
 func (f rowFigures) String() string {
-	s := fmt.Sprintf("%s; adapter CPU %s/req", f.Result, f.cpu.Round(time.Microsecond))
+	s := fmt.Sprintf("%s; CPU per request: adapter %s, kube-apiserver %s, Prometheus %s", f.Result,
+		f.cpu.Round(time.Microsecond), f.apiserverCPU.Round(time.Microsecond), f.promCPU.Round(time.Microsecond))
 	if f.alloc >= 0 {
-		s += fmt.Sprintf(", %.1f KB allocated/req", f.alloc/1000)
-	}
-	if f.apiserverCPU > 0 {
-		s += fmt.Sprintf(", kube-apiserver CPU %s/req", f.apiserverCPU.Round(time.Microsecond))
+		s += fmt.Sprintf("; adapter allocated %.1f KB/req", f.alloc/1000)
 	}
 	return s
 }
@@ -201,12 +202,19 @@ func (fx *podsReadFixture) measure(ctx context.Context, tb testing.TB, row podsR
 	if row.aggregator {
 		target = fx.api
 	}
-	pid := row.adapter.proc.PID()
+	pids := []int{row.adapter.proc.PID(), fx.api.proc.PID(), fx.prom.PID()}
+	cpu := func() []float64 {
+		out := make([]float64, len(pids))
+		for i, pid := range pids {
+			out[i] = cpuSeconds(tb, pid)
+		}
+		return out
+	}
 	// Reading /metrics allocates too: two reads in a row tell how much,
 	// which the count over the load then leaves out.
 	a0, exposed := allocatedBytes(ctx, row.adapter)
 	a1, _ := allocatedBytes(ctx, row.adapter)
-	cpu0, api0 := cpuSeconds(tb, pid), cpuSeconds(tb, fx.api.proc.PID())
+	cpu0 := cpu()
 	res, err := closedloop.Run(ctx, closedloop.Options{
 		URL:         target.url + row.path,
 		TLS:         target.client.Transport.(*http.Transport).TLSClientConfig,
@@ -216,15 +224,12 @@ func (fx *podsReadFixture) measure(ctx context.Context, tb testing.TB, row podsR
 	if err != nil {
 		tb.Fatalf("%s: %v", row.name, err)
 	}
-	cpu1, api1 := cpuSeconds(tb, pid), cpuSeconds(tb, fx.api.proc.PID())
+	cpu1 := cpu()
 	a2, _ := allocatedBytes(ctx, row.adapter)
 	f := rowFigures{Result: res, alloc: -1}
 	if n := float64(res.Requests); n > 0 {
-		perRequest := func(s float64) time.Duration { return time.Duration(s / n * float64(time.Second)) }
-		f.cpu = perRequest(cpu1 - cpu0)
-		if row.aggregator {
-			f.apiserverCPU = perRequest(api1 - api0)
-		}
+		perRequest := func(i int) time.Duration { return time.Duration((cpu1[i] - cpu0[i]) / n * float64(time.Second)) }
+		f.cpu, f.apiserverCPU, f.promCPU = perRequest(0), perRequest(1), perRequest(2)
 		if exposed {
 			f.alloc = max(0, (a2-a1)-(a1-a0)) / n
 		}

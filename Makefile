@@ -23,8 +23,10 @@ GOLANGCI_LINT := $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # bench: which benchmarks (a -bench pattern) and how many runs of each;
 # benchstat shows confidence intervals from BENCH_COUNT=6 on.
-BENCH       ?= .
-BENCH_COUNT ?= 1
+# LOAD_DURATION: how long each row of the e2e PodsRead benchmark loads.
+BENCH         ?= .
+BENCH_COUNT   ?= 1
+LOAD_DURATION ?= 5s
 
 .PHONY: all build unit test e2e e2e-kind demo demo-short control-plane fuzz bench verify lint deps image clean
 
@@ -77,10 +79,13 @@ fuzz:
 ## BENCH_COUNT=6 for confidence intervals; compare two runs with
 ## benchstat old.out bench.out). The e2e benchmarks (Discovery: hpa-signals
 ## and prometheus-adapter side by side; Start: exec to ready and to the
-## first answer, RSS) start a local control plane and run once each.
+## first answer, RSS; PodsRead: the Pods read and discovery under a
+## closed-loop HTTP/2 load, both adapters, directly and through the
+## aggregator, LOAD_DURATION per row) start a local control plane and run
+## once each.
 bench: deps control-plane $(BENCHSTAT)
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
-	$(GO) test -tags e2e -timeout 40m -run '^$$' -bench '$(BENCH)' -benchtime 1x -count $(BENCH_COUNT) ./test/e2e/ | grep -v "is disabled" | tee -a bench.out
+	HPA_SIGNALS_LOAD_DURATION=$(LOAD_DURATION) $(GO) test -tags e2e -timeout 60m -run '^$$' -bench '$(BENCH)' -benchtime 1x -count $(BENCH_COUNT) ./test/e2e/ | grep -v "is disabled" | tee -a bench.out
 	@echo; $(BENCHSTAT) bench.out
 
 $(BENCHSTAT):

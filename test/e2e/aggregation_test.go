@@ -56,33 +56,7 @@ func TestLocalClusterAggregation(t *testing.T) {
 	var proxied atomic.Int32
 	port := startFakeAggregatedServer(t, sc, frontProxyCAs, &proxied)
 
-	manifest := fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata:
-  name: %[1]s
-  namespace: %[2]s
-spec:
-  type: ExternalName
-  externalName: 127.0.0.1
-  ports:
-  - name: https
-    port: %[3]d
----
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata:
-  name: v1.%[4]s
-spec:
-  group: %[4]s
-  version: v1
-  groupPriorityMinimum: 100
-  versionPriority: 100
-  caBundle: %[5]s
-  service:
-    name: %[1]s
-    namespace: %[2]s
-    port: %[3]d
-`, svc, ns, port, fakeGroup, base64.StdEncoding.EncodeToString(sc.CABundle))
+	manifest := localAPIService(svc, ns, port, fakeGroup, "v1", 100, sc.CABundle)
 	if err := cluster.Apply(ctx, l, manifest); err != nil {
 		t.Fatal(err)
 	}
@@ -167,4 +141,38 @@ func startFakeAggregatedServer(t *testing.T, sc *cluster.ServingCert, frontProxy
 		<-done
 	})
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// localAPIService is an APIService for group/version served by a server on
+// 127.0.0.1:port through an ExternalName Service namespace/svc (the
+// aggregator dials externalName:port and verifies svc.namespace.svc with
+// caBundle).
+func localAPIService(svc, namespace string, port int, group, version string, versionPriority int, caBundle []byte) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+spec:
+  type: ExternalName
+  externalName: 127.0.0.1
+  ports:
+  - name: https
+    port: %[3]d
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata:
+  name: %[5]s.%[4]s
+spec:
+  group: %[4]s
+  version: %[5]s
+  groupPriorityMinimum: 100
+  versionPriority: %[6]d
+  caBundle: %[7]s
+  service:
+    name: %[1]s
+    namespace: %[2]s
+    port: %[3]d
+`, svc, namespace, port, group, version, versionPriority, base64.StdEncoding.EncodeToString(caBundle))
 }

@@ -30,11 +30,13 @@ import (
 // running as a process on 127.0.0.1, asked directly, not through the
 // aggregator, with the cluster admin's client certificate.
 type adapterProc struct {
-	name    string
-	url     string
-	client  *http.Client
-	proc    *cluster.Process
-	started time.Time // just before the exec
+	name     string
+	url      string
+	port     int
+	caBundle []byte // the CA of its serving certificate, for an APIService
+	client   *http.Client
+	proc     *cluster.Process
+	started  time.Time // just before the exec
 }
 
 // startAdapterProc runs binary with the serving and delegation flags both
@@ -97,7 +99,7 @@ func launchAdapterProc(t testing.TB, l *cluster.Local, name, binary string, env 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &adapterProc{name: name, url: "https://127.0.0.1:" + strconv.Itoa(port), client: client, proc: proc, started: started}
+	a := &adapterProc{name: name, url: "https://127.0.0.1:" + strconv.Itoa(port), port: port, caBundle: cert.CABundle, client: client, proc: proc, started: started}
 	t.Cleanup(func() {
 		if err := proc.Stop(); err != nil {
 			t.Logf("stop %s: %v", name, err)

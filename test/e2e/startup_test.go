@@ -37,6 +37,7 @@ var startPodsPath = customAPI + "/namespaces/" + startNamespace + "/pods/*/http_
 // their series, and the adapter binary, shared by the starts measured.
 type startFixture struct {
 	l       *cluster.Local
+	prom    *promtest.Server
 	promURL string
 	bin     string
 }
@@ -68,7 +69,7 @@ func newStartFixture(ctx context.Context, tb testing.TB) *startFixture {
 	if err := promtest.RemoteWrite(ctx, prom.URL(), series); err != nil {
 		tb.Fatal(err)
 	}
-	return &startFixture{l: l, promURL: prom.URL(), bin: bin}
+	return &startFixture{l: l, prom: prom, promURL: prom.URL(), bin: bin}
 }
 
 // startFigures is what one start of the adapter measured: exec to /readyz
@@ -172,18 +173,30 @@ func rss(tb testing.TB, read func() (uint64, error)) uint64 {
 	return b
 }
 
-// checkStartAnswer checks the answer holds every pod with its rate: each
-// handler's counter grows by 1 per second, so a pod's sum is startHandlers.
+// checkStartAnswer checks the answer holds every pod with its rate.
 func checkStartAnswer(tb testing.TB, ans answer) {
 	tb.Helper()
+	if err := startAnswerErr(ans); err != nil {
+		tb.Fatalf("first answer: %v", err)
+	}
+}
+
+// startAnswerErr says how ans is not a 200 holding every pod with its
+// rate: each handler's counter grows by 1 per second, so a pod's sum is
+// startHandlers.
+func startAnswerErr(ans answer) error {
+	if ans.code != http.StatusOK {
+		return fmt.Errorf("%d %s", ans.code, clip(ans.body))
+	}
 	if len(ans.values) != startPods {
-		tb.Fatalf("first answer: %d pods, want %d: %s", len(ans.values), startPods, ans)
+		return fmt.Errorf("%d pods, want %d: %s", len(ans.values), startPods, ans)
 	}
 	for pod, milli := range ans.values {
 		if got := float64(milli) / 1000; math.Abs(got-startHandlers) > 0.01*startHandlers {
-			tb.Fatalf("first answer: pod %s = %g, want %d (±1%%)", pod, got, startHandlers)
+			return fmt.Errorf("pod %s = %g, want %d (±1%%)", pod, got, startHandlers)
 		}
 	}
+	return nil
 }
 
 // TestStartup is the short form of BenchmarkStart, in make test so the

@@ -78,5 +78,9 @@ func (s *Server) SetTargets(targets ...promserver.ScrapeTarget) {
 	}
 }
 
+// PID is the process id of the running Prometheus (for its CPU time in
+// /proc), 0 when it is stopped.
+func (s *Server) PID() int { return s.inst.PID() }
+
 // Log returns everything Prometheus has logged so far.
 func (s *Server) Log() string { return s.inst.Log() }

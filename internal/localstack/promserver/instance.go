@@ -140,6 +140,16 @@ func (p *Instance) URL() string {
 // ConfigFile is the path of the generated prometheus.yml.
 func (p *Instance) ConfigFile() string { return p.cfgFile }
 
+// PID is the process id of the running Prometheus, 0 when it is stopped.
+func (p *Instance) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Running reports whether the process is running (started and not stopped).
 func (p *Instance) Running() bool {
 	p.mu.Lock()

@@ -126,10 +126,30 @@ func serve(ctx context.Context, o *options) error {
 	opts.Cache = provider.NewCache(*o.cache, nil, opts.Metrics)
 	p := provider.New(opts)
 
+	// The pod watch's first list and the first discovery, which readiness
+	// waits for, run while the API server is set up (its set-up reads
+	// kube-system/extension-apiserver-authentication).
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { pods.Start(bg.Done()) })
+	wg.Go(func() { opts.Cache.Run(bg) })
+	wg.Go(func() { catalog.Run(bg) })
+	if disc != nil {
+		wg.Go(func() { rules.Run(bg) })
+		wg.Go(func() { disc.Run(bg) })
+	}
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+
 	// Providers must be registered before Config() so their OpenAPI
 	// definitions are generated.
 	o.server.WithCustomMetrics(p)
 	o.server.WithExternalMetrics(p)
+	if err := primeClientCA(o.server.Authentication); err != nil {
+		return err
+	}
 	serverConfig, err := o.server.Config()
 	if err != nil {
 		return fmt.Errorf("configure API server: %w", err)
@@ -148,11 +168,11 @@ func serve(ctx context.Context, o *options) error {
 		return nil
 	})}
 	if ca := clientCA(serverConfig.GenericConfig.SecureServing); ca != nil {
-		// The client CAs come from kube-system/extension-apiserver-authentication
-		// up to 100ms after its watch has synced (client-go polls for the
-		// sync): until then the aggregator's and the HPA controller's
-		// client certificates are not recognised and every request is
-		// refused with 403, so the adapter is not ready to serve.
+		// Until the client CAs of kube-system/extension-apiserver-authentication
+		// are loaded (read before serving by primeClientCA's RunOnce; if
+		// that read failed, by the ConfigMap watch later), client
+		// certificates are not recognised and every request is refused
+		// with 403, so the adapter is not ready to serve.
 		checks = append(checks, healthz.NamedCheck("client-ca", func(*http.Request) error {
 			if len(ca.CurrentCABundleContent()) == 0 {
 				return errors.New("the client CAs of kube-system/extension-apiserver-authentication have not been loaded yet")
@@ -171,20 +191,6 @@ func serve(ctx context.Context, o *options) error {
 	if err := server.GenericAPIServer.AddReadyzChecks(checks...); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-
-	bg, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { pods.Start(bg.Done()) })
-	wg.Go(func() { opts.Cache.Run(bg) })
-	wg.Go(func() { catalog.Run(bg) })
-	if disc != nil {
-		wg.Go(func() { rules.Run(bg) })
-		wg.Go(func() { disc.Run(bg) })
-	}
-	defer func() {
-		stop()
-		wg.Wait()
-	}()
 
 	start := time.Now()
 	err = server.GenericAPIServer.PrepareRun().RunWithContext(ctx)

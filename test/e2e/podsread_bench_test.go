@@ -168,7 +168,7 @@ func (r outageFigures) String() string {
 // ms. Prometheus keeps its data over the restart.
 func (fx *podsReadFixture) measureOutage(ctx context.Context, tb testing.TB) map[string]outageFigures {
 	tb.Helper()
-	hs := startAdapterProc(ctx, tb, fx.l, "hpa-signals-outage", fx.bin, "--prometheus-url="+fx.promURL, "--refresh-interval=1s", "--max-staleness=3s")
+	hs := startAdapterProc(ctx, tb, fx.l, "hpa-signals-outage", fx.bins[0].path, "--prometheus-url="+fx.promURL, "--refresh-interval=1s", "--max-staleness=3s")
 	adapters := []*adapterProc{hs, fx.pa}
 	for _, a := range adapters {
 		fx.waitPodsRead(ctx, tb, a, a.name)

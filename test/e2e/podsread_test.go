@@ -76,7 +76,7 @@ func newPodsReadFixture(ctx context.Context, tb testing.TB) *podsReadFixture {
 	if err := os.WriteFile(rules, []byte(podsReadRules), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	fx.hs = startAdapterProc(ctx, tb, fx.l, "hpa-signals", fx.bin, "--prometheus-url="+fx.promURL)
+	fx.hs = startAdapterProc(ctx, tb, fx.l, "hpa-signals", fx.bins[0].path, "--prometheus-url="+fx.promURL)
 	fx.pa = startAdapterProc(ctx, tb, fx.l, "prometheus-adapter", paBin, "--prometheus-url="+fx.promURL, "--config="+rules,
 		"--client-qps=1000", "--client-burst=2000")
 	if err := fx.l.CreateNamespace(ctx, apiServiceNamespace); err != nil {

@@ -279,15 +279,15 @@ func createPods(ctx context.Context, t testing.TB, l *cluster.Local, namespace, 
 	}
 }
 
-// buildAdapter builds hpa-signals' adapter into dir.
-func buildAdapter(ctx context.Context, t testing.TB, dir string) string {
+// buildAdapter builds hpa-signals' adapter into dir, with go build's flags.
+func buildAdapter(ctx context.Context, t testing.TB, dir string, flags ...string) string {
 	t.Helper()
 	root, err := cluster.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "hpa-signals-adapter")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/adapter")
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build"}, flags...), "-o", out, "./cmd/adapter")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

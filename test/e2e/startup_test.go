@@ -5,10 +5,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -33,18 +35,31 @@ const (
 // startPodsPath is the warm Pods read an HPA of the fixture sends.
 var startPodsPath = customAPI + "/namespaces/" + startNamespace + "/pods/*/http_requests_per_second?labelSelector=" + url.QueryEscape("app=web")
 
+// startBaselineVar names another adapter binary (say, the main branch's
+// make build) that BenchmarkStart measures too, alternating its starts with
+// this tree's, under the name "baseline".
+const startBaselineVar = "HPA_SIGNALS_START_BASELINE"
+
 // startFixture is a control plane holding the pods, a Prometheus holding
-// their series, and the adapter binary, shared by the starts measured.
+// their series, and the adapter binaries, shared by the starts measured.
 type startFixture struct {
 	l       *cluster.Local
 	prom    *promtest.Server
 	promURL string
-	bin     string
+	bins    []startBinary // this tree's first
 }
+
+// startBinary is an adapter binary installed for the starts.
+type startBinary struct{ name, path string }
 
 func newStartFixture(ctx context.Context, tb testing.TB) *startFixture {
 	tb.Helper()
-	bin := buildAdapter(ctx, tb, tb.TempDir())
+	dir := tb.TempDir()
+	built := buildAdapter(ctx, tb, tb.TempDir(), "-trimpath", "-ldflags=-s -w")
+	bins := []startBinary{{"this", installBinary(tb, built, filepath.Join(dir, "this"))}}
+	if base := os.Getenv(startBaselineVar); base != "" {
+		bins = append(bins, startBinary{"baseline", installBinary(tb, base, filepath.Join(dir, "baseline"))})
+	}
 	l := startLocal(ctx, tb)
 	if err := l.CreateNamespace(ctx, startNamespace); err != nil {
 		tb.Fatal(err)
@@ -69,7 +84,33 @@ func newStartFixture(ctx context.Context, tb testing.TB) *startFixture {
 	if err := promtest.RemoteWrite(ctx, prom.URL(), series); err != nil {
 		tb.Fatal(err)
 	}
-	return &startFixture{l: l, prom: prom, promURL: prom.URL(), bin: bin}
+	return &startFixture{l: l, prom: prom, promURL: prom.URL(), bins: bins}
+}
+
+// installBinary copies the binary src to dst in 32 KiB writes, as an image
+// layer's extraction writes it. Run straight from the linker's output, the
+// binary maps about 20 MiB more file pages: the linker leaves it in the
+// page cache in 2 MiB pages (FilePmdMapped in smaps_rollup), each mapped
+// whole at its first touch.
+func installBinary(tb testing.TB, src, dst string) string {
+	tb.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o755)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The wrappers hide ReadFrom and WriteTo: no copy_file_range.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{out}, struct{ io.Reader }{in}, make([]byte, 32<<10)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return dst
 }
 
 // startFigures is what one start of the adapter measured: exec to /readyz
@@ -95,9 +136,9 @@ func mib(b uint64) float64 { return float64(b) / (1 << 20) }
 // measureStart starts the adapter with env, polls /readyz every 5ms until it
 // answers 200, then sends the Pods read, which must answer at once, then
 // requests more, 16 at a time, and stops the adapter.
-func (fx *startFixture) measureStart(ctx context.Context, tb testing.TB, env []string, requests int) startFigures {
+func (fx *startFixture) measureStart(ctx context.Context, tb testing.TB, bin string, env []string, requests int) startFigures {
 	tb.Helper()
-	a := launchAdapterProc(tb, fx.l, "hpa-signals", fx.bin, env, "--prometheus-url="+fx.promURL)
+	a := launchAdapterProc(tb, fx.l, "hpa-signals", bin, env, "--prometheus-url="+fx.promURL)
 	defer func() {
 		if err := a.proc.Stop(); err != nil {
 			tb.Errorf("stop the adapter: %v", err)
@@ -126,6 +167,13 @@ func (fx *startFixture) measureStart(ctx context.Context, tb testing.TB, env []s
 	}
 	checkStartAnswer(tb, ans)
 	f.rssStarted = rss(tb, a.proc.RSSBytes)
+	// The client CAs are read before serving, not only by the ConfigMap
+	// watch after it (k8s.io/apiserver logs this when that read fails).
+	if log, err := os.ReadFile(a.proc.LogPath); err != nil {
+		tb.Fatal(err)
+	} else if strings.Contains(string(log), "Initial population of client CA failed") {
+		tb.Errorf("the client CAs were not read before serving:\n%s", a.proc.LogTail(40))
+	}
 
 	cpu0 := cpuSeconds(tb, a.proc.PID())
 	var wg sync.WaitGroup
@@ -205,7 +253,7 @@ func TestStartup(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fx := newStartFixture(ctx, t)
-	f := fx.measureStart(ctx, t, os.Environ(), 200)
+	f := fx.measureStart(ctx, t, fx.bins[0].path, os.Environ(), 200)
 	t.Logf("%s (load average %s)", f, loadAverage(t))
 }
 
@@ -226,46 +274,65 @@ var startSettings = []struct{ name, env string }{
 // (16 concurrent), VmHWM, the anonymous part of VmRSS (heap and stacks,
 // what GOGC and GOMEMLIMIT act on; the rest is the binary's pages) and the
 // adapter's CPU time per read; startRuns starts per Go runtime setting,
-// reported as median and max. Run it with make bench (BENCH=Start).
+// reported as median and max. The binary is built as make build builds it.
+// With HPA_SIGNALS_START_BASELINE set, it compares that binary's starts with
+// this tree's, alternating them, without runtime settings. Run it with make
+// bench (BENCH=Start).
 func BenchmarkStart(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	fx := newStartFixture(ctx, b)
+	settings := startSettings
+	if len(fx.bins) > 1 {
+		settings = settings[:1]
+	}
 	b.Logf("load average before: %s", loadAverage(b))
-	for _, s := range startSettings {
+	for _, s := range settings {
 		b.Run(s.name, func(b *testing.B) {
 			env := os.Environ()
 			if s.env != "" {
 				env = append(env, s.env)
 			}
-			var ready, answer, started, loaded, peak, anon, cpu []float64
+			figs := make([][]startFigures, len(fx.bins))
 			for i := range startRuns {
-				f := fx.measureStart(ctx, b, env, 2000)
-				b.Logf("start %d: %s", i+1, f)
-				ready = append(ready, f.ready.Seconds()*1000)
-				answer = append(answer, f.answer.Seconds()*1000)
-				started = append(started, mib(f.rssStarted))
-				loaded = append(loaded, mib(f.rssLoaded))
-				peak = append(peak, mib(f.rssHWM))
-				anon = append(anon, mib(f.anon))
-				cpu = append(cpu, float64(f.cpuPerRequest.Microseconds()))
+				for j, bin := range fx.bins {
+					f := fx.measureStart(ctx, b, bin.path, env, 2000)
+					b.Logf("start %d, %s: %s", i+1, bin.name, f)
+					figs[j] = append(figs[j], f)
+				}
 			}
-			report := func(unit string, xs []float64) {
-				slices.Sort(xs)
-				b.ReportMetric(xs[len(xs)/2], unit)
-				b.ReportMetric(xs[len(xs)-1], "max-"+unit)
+			if len(fx.bins) == 1 {
+				reportStarts(b, figs[0])
+				return
 			}
-			report("ready-ms", ready)
-			report("answer-ms", answer)
-			report("RSS-start-MiB", started)
-			report("RSS-loaded-MiB", loaded)
-			report("RSS-peak-MiB", peak)
-			report("RSS-anon-MiB", anon)
-			report("CPU-us/req", cpu)
-			b.ReportMetric(0, "ns/op")
+			for j, bin := range fx.bins {
+				b.Run(bin.name, func(b *testing.B) { reportStarts(b, figs[j]) })
+			}
 		})
 	}
 	b.Logf("load average after: %s", loadAverage(b))
+}
+
+// reportStarts reports the median and the max of each figure.
+func reportStarts(b *testing.B, figs []startFigures) {
+	report := func(unit string, x func(startFigures) float64) {
+		xs := make([]float64, len(figs))
+		for i, f := range figs {
+			xs[i] = x(f)
+		}
+		slices.Sort(xs)
+		b.ReportMetric(xs[len(xs)/2], unit)
+		b.ReportMetric(xs[len(xs)-1], "max-"+unit)
+	}
+	report("ready-ms", func(f startFigures) float64 { return f.ready.Seconds() * 1000 })
+	report("answer-ms", func(f startFigures) float64 { return f.answer.Seconds() * 1000 })
+	report("RSS-start-MiB", func(f startFigures) float64 { return mib(f.rssStarted) })
+	report("RSS-loaded-MiB", func(f startFigures) float64 { return mib(f.rssLoaded) })
+	report("RSS-peak-MiB", func(f startFigures) float64 { return mib(f.rssHWM) })
+	report("RSS-anon-MiB", func(f startFigures) float64 { return mib(f.anon) })
+	report("RSS-file-MiB", func(f startFigures) float64 { return mib(f.file) })
+	report("CPU-us/req", func(f startFigures) float64 { return float64(f.cpuPerRequest.Microseconds()) })
+	b.ReportMetric(0, "ns/op")
 }
 
 // loadAverage is the machine's 1, 5 and 15 minute load averages: the

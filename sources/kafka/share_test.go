@@ -244,12 +244,7 @@ func (b *broker) setShareStartOffsets(group, topic string, starts map[int32]int6
 func TestShareGroupBacklogAge(t *testing.T) {
 	b := newBroker(t, kafka4)
 	b.createTopic("jobs", 3)
-	at := func(base time.Duration) func(int) time.Time {
-		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
-	}
-	b.produce("jobs", 0, 10, at(0))               // t0+0s .. t0+9s
-	b.produce("jobs", 1, 10, at(100*time.Second)) // t0+100s .. t0+109s
-	b.produce("jobs", 2, 4, at(0))
+	b.produceDated("jobs")
 	b.setShareStartOffsets("set", "jobs", map[int32]int64{0: 3, 1: 7, 2: 4})
 	fc := testingclock.NewFakeClock(t0.Add(1000 * time.Second))
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc})
@@ -257,15 +252,7 @@ func TestShareGroupBacklogAge(t *testing.T) {
 
 	b.counts.reset()
 	r := evaluate(t, s, age)
-	if r.Value != 997 {
-		t.Errorf("backlog age = %v, want 997 (p0's record 3 at t0+3s)", r.Value)
-	}
-	if got := r.Partitions[1].Oldest; !got.Equal(t0.Add(107 * time.Second)) {
-		t.Errorf("oldest of p1 = %v, want t0+107s (record 7)", got)
-	}
-	if !r.Partitions[2].Oldest.IsZero() {
-		t.Errorf("p2 has no backlog but was dated %v", r.Partitions[2].Oldest)
-	}
+	checkDatedAges(t, r)
 	if want := map[string]int64{"jobs/0": 7, "jobs/1": 3, "jobs/2": 0}; !maps.Equal(lagsOf(r), want) {
 		t.Errorf("backlogs with the age = %v, want %v", lagsOf(r), want)
 	}

@@ -14,33 +14,50 @@ import (
 
 var t0 = time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
 
+// secondsFrom gives record i the time t0 + base + i seconds.
+func secondsFrom(base time.Duration) func(int) time.Time {
+	return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
+}
+
+// produceDated writes the records the age tests read: topic/0 records 0-9
+// at t0+0s..9s, topic/1 records 0-9 at t0+100s..109s, topic/2 records 0-3
+// at t0+0s..3s.
+func (b *broker) produceDated(topic string) {
+	b.t.Helper()
+	b.produce(topic, 0, 10, secondsFrom(0))
+	b.produce(topic, 1, 10, secondsFrom(100*time.Second))
+	b.produce(topic, 2, 4, secondsFrom(0))
+}
+
+// checkDatedAges checks an age read at t0+1000s from the records of
+// produceDated with offsets 3, 7 and 4 as the first not consumed: the worst
+// partition is p0, whose record 3 is at t0+3s; p1's record 7 is at
+// t0+107s; p2, caught up, is not read.
+func checkDatedAges(t *testing.T, r Result) {
+	t.Helper()
+	if r.Value != 997 {
+		t.Errorf("age = %v, want 997 (p0's record 3 at t0+3s)", r.Value)
+	}
+	if got := r.Partitions[1].Oldest; !got.Equal(t0.Add(107 * time.Second)) {
+		t.Errorf("oldest of p1 = %v, want t0+107s (record 7)", got)
+	}
+	if !r.Partitions[2].Oldest.IsZero() {
+		t.Errorf("p2 has nothing to read but was dated %v", r.Partitions[2].Oldest)
+	}
+}
+
 func TestLagSeconds(t *testing.T) { forEachMode(t, testLagSeconds) }
 
 func testLagSeconds(t *testing.T, mode brokerMode) {
 	b := newBroker(t, mode)
 	b.createTopic("jobs", 3)
-	at := func(base time.Duration) func(int) time.Time {
-		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
-	}
-	b.produce("jobs", 0, 10, at(0))               // records at t0+0s .. t0+9s
-	b.produce("jobs", 1, 10, at(100*time.Second)) // t0+100s .. t0+109s
-	b.produce("jobs", 2, 4, at(0))
+	b.produceDated("jobs")
 	b.commit("workers", map[string]map[int32]int64{"jobs": {0: 3, 1: 7, 2: 4}})
 	fc := testingclock.NewFakeClock(t0.Add(1000 * time.Second))
 	s := newSource(t, []config.KafkaCluster{b.clusterConfig("main")}, Options{Clock: fc, LagSecondsConcurrency: 2})
 	q := fromCatalog(t, Query{Cluster: "main", Group: "workers", Signal: config.KafkaLagSeconds})
 
-	// Worst partition: p0, oldest unconsumed record is offset 3 at t0+3s.
-	r := evaluate(t, s, q)
-	if r.Value != 997 {
-		t.Errorf("lag_seconds = %v, want 997", r.Value)
-	}
-	if got := r.Partitions[1].Oldest; !got.Equal(t0.Add(107 * time.Second)) {
-		t.Errorf("oldest unconsumed of p1 = %v, want t0+107s", got)
-	}
-	if !r.Partitions[2].Oldest.IsZero() {
-		t.Errorf("caught-up p2 was read: oldest %v", r.Partitions[2].Oldest)
-	}
+	checkDatedAges(t, evaluate(t, s, q))
 
 	// Records below the log start are gone: the oldest existing one counts.
 	if err := b.c.DeleteRecords("jobs", 0, 6); err != nil {

@@ -69,17 +69,14 @@ func TestTransactions(t *testing.T) { forEachMode(t, testTransactions) }
 func testTransactions(t *testing.T, mode brokerMode) {
 	b := newBroker(t, mode)
 	b.createTopic("tx", 3)
-	at := func(base time.Duration) func(int) time.Time {
-		return func(i int) time.Time { return t0.Add(base + time.Duration(i)*time.Second) }
-	}
 	p := b.txProducer(t, "orders-writer")
 	// p0: one committed transaction: records 0-2, its marker at 3.
-	p.begin("tx", 0, 3, at(0))
+	p.begin("tx", 0, 3, secondsFrom(0))
 	p.end(true)
 	// p1: committed (0-1, marker 2), then aborted (3-5, abort marker 6).
-	p.begin("tx", 1, 2, at(0))
+	p.begin("tx", 1, 2, secondsFrom(0))
 	p.end(true)
-	p.begin("tx", 1, 3, at(10*time.Second))
+	p.begin("tx", 1, 3, secondsFrom(10*time.Second))
 	p.end(false)
 	b.commit("idle", map[string]map[int32]int64{"tx": {0: 3}})                // read all of p0
 	b.commit("uncommitted-reader", map[string]map[int32]int64{"tx": {1: 6}})  // read_uncommitted: read the aborted records too
@@ -132,7 +129,7 @@ func testTransactions(t *testing.T, mode brokerMode) {
 	// until it commits (the end is the last stable offset), then they do,
 	// with their marker.
 	p2 := b.txProducer(t, "open-writer")
-	p2.begin("tx", 2, 2, at(50*time.Second))
+	p2.begin("tx", 2, 2, secondsFrom(50*time.Second))
 	q := Query{Cluster: "main", Group: "fresh", Topics: []string{"tx"}, AllowedTopics: []string{"tx"}, OffsetReset: config.OffsetResetEarliest, IsolationLevel: rc}
 	if r := evaluate(t, s, fromCatalog(t, q)); lagsOf(r)["tx/2"] != 0 {
 		t.Errorf("read_committed lag of p2 with its transaction open = %d, want 0", lagsOf(r)["tx/2"])

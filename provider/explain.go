@@ -33,6 +33,14 @@ type PrometheusInspector interface {
 	RecentLabelNames(ctx context.Context, selectors []string, lookback time.Duration) ([]string, error)
 }
 
+// PrometheusEvaluator says how a Prometheus source runs a query now:
+// as it is, or with its windows shortened after a Prometheus restart.
+// *prometheus.Client implements it; with a source that does not, explain
+// does not mention restarts.
+type PrometheusEvaluator interface {
+	Evaluation(ctx context.Context, promql string) (prometheus.Evaluation, error)
+}
+
 // KafkaInspector is what Explain asks Kafka beyond Evaluate. *kafka.Source
 // implements it; with a KafkaSource that does not, the source step is left
 // unchecked.
@@ -43,6 +51,7 @@ type KafkaInspector interface {
 
 var (
 	_ PrometheusInspector = (*prometheus.Client)(nil)
+	_ PrometheusEvaluator = (*prometheus.Client)(nil)
 	_ KafkaInspector      = (*kafka.Source)(nil)
 )
 

@@ -3,11 +3,13 @@ package provider
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/explain"
@@ -29,11 +31,42 @@ func (p *Provider) explainPrometheus(ctx context.Context, ex *explained, sq *Sou
 		return skipped(explain.StepSource, "not checked: this adapter's Prometheus source cannot be inspected")
 	}
 	samples, err := in.QueryAll(ctx, sq.PromQL)
+	var restarted *prometheus.RestartError
+	if errors.As(err, &restarted) {
+		return explain.Step{Name: explain.StepSource, Result: explain.Failed,
+			Summary: restarted.Error(),
+			Fix:     "wait until the time the message names: Prometheus' data has a hole from its last scrape before its restart to its first scrape after it; meanwhile the adapter serves its last value for up to --max-staleness, then the HPA holds its replica count"}
+	}
 	if err != nil {
 		return explain.Step{Name: explain.StepSource, Result: explain.Failed,
 			Summary: "Prometheus does not answer the query: " + p.redact(safeMessage(err)),
 			Fix:     "Prometheus is unreachable or failing for the adapter: check it and --prometheus-url (the adapter's log has the address); meanwhile the adapter serves its last value for up to --max-staleness, then the HPA holds its replica count"}
 	}
+	step := p.explainSamples(ctx, ex, sq, in, samples)
+	if note := p.restartNote(ctx, sq); note != "" {
+		step.Details = append(step.Details, note)
+	}
+	return step
+}
+
+// restartNote says how the query's window was shortened after a
+// Prometheus restart, or "" when it was not (or the source cannot say).
+func (p *Provider) restartNote(ctx context.Context, sq *SourceQuery) string {
+	ev, ok := p.Prometheus.(PrometheusEvaluator)
+	if !ok {
+		return ""
+	}
+	e, err := ev.Evaluation(ctx, sq.PromQL)
+	if err != nil || !e.Shortened() {
+		return ""
+	}
+	return fmt.Sprintf("Prometheus restarted at %s: the window is shortened from %s to the %s since its first scrape at %s, whole again from %s: %s",
+		e.Started.UTC().Format(time.TimeOnly+"Z"), e.LookBack, e.Window, e.DataSince.UTC().Format(time.TimeOnly+"Z"),
+		e.DataSince.Add(e.LookBack).UTC().Format(time.TimeOnly+"Z"), e.Query)
+}
+
+// explainSamples checks the answer of the query for the HPA's objects.
+func (p *Provider) explainSamples(ctx context.Context, ex *explained, sq *SourceQuery, in PrometheusInspector, samples []prometheus.Sample) explain.Step {
 	d := newDiagnosis(p, in, sq)
 	switch {
 	case ex.req.API == config.APIExternal:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -32,6 +33,23 @@ import (
 type inspectedPrometheus struct {
 	*fakePrometheus
 	labelNames map[string][]string
+	// evaluation, if set, is how the source runs every query after a
+	// Prometheus restart: Evaluation answers it, and QueryAll fails with
+	// restart if that is set.
+	evaluation *prometheus.Evaluation
+	restart    *prometheus.RestartError
+}
+
+func (f *inspectedPrometheus) Evaluation(_ context.Context, promql string) (prometheus.Evaluation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.restart != nil {
+		return prometheus.Evaluation{Query: promql}, f.restart
+	}
+	if f.evaluation != nil {
+		return *f.evaluation, nil
+	}
+	return prometheus.Evaluation{Query: promql}, nil
 }
 
 // Query answers like the real client: without NaN, and no data for an
@@ -56,6 +74,9 @@ func (f *inspectedPrometheus) QueryAll(_ context.Context, promql string) ([]prom
 	f.queries = append(f.queries, promql)
 	if f.err != nil {
 		return nil, f.err
+	}
+	if f.restart != nil {
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, f.restart)
 	}
 	return f.answers[promql], nil
 }
@@ -239,6 +260,31 @@ func TestExplainHealthyPodsMetric(t *testing.T) {
 	// A second explanation finds the value cached.
 	steps = f.explain(t, "team-a", podsSpec("http_requests_per_second", map[string]string{"handler": "work"}))
 	wantStep(t, steps, explain.StepValue, explain.OK, "10 (", "cache: fresh, fetched 0s ago")
+}
+
+func TestExplainAfterPrometheusRestart(t *testing.T) {
+	f := newExplainFixture(t, fixtureCacheOptions())
+	q := `sum by (pod) (rate(http_requests_total{namespace="team-a",handler="work"}[2m]))`
+	started := sampleTime.Add(-40 * time.Second)
+	spec := podsSpec("http_requests_per_second", map[string]string{"handler": "work"})
+
+	// Too little data since the restart: the source step shows the refusal.
+	f.prom.restart = &prometheus.RestartError{Started: started, FirstScrape: started.Add(6 * time.Second),
+		LookBack: 2 * time.Minute, MinWindow: 30 * time.Second, Now: started.Add(20 * time.Second)}
+	steps := f.explain(t, "team-a", spec)
+	wantStep(t, steps, explain.StepSource, explain.Failed, "Prometheus restarted at 11:59:20Z (20s ago)",
+		"values resume at 11:59:56Z and cover the whole window from 12:01:26Z",
+		"fix: wait until the time the message names: Prometheus' data has a hole from its last scrape before its restart to its first scrape after it; meanwhile the adapter serves its last value for up to --max-staleness")
+
+	// Shortened: the answer is checked as usual, with a line saying so.
+	f.prom.restart = nil
+	f.prom.answers[q] = []prometheus.Sample{sample(10, "pod", "web-1"), sample(9, "pod", "web-2"), sample(11, "pod", "web-3")}
+	f.prom.evaluation = &prometheus.Evaluation{Query: strings.Replace(q, "[2m]", "[34s]", 1), LookBack: 2 * time.Minute,
+		Started: started, DataSince: started.Add(6 * time.Second), Window: 34 * time.Second}
+	steps = f.explain(t, "team-a", spec)
+	wantStep(t, steps, explain.StepSource, explain.OK, "Prometheus has values for 3 of the 3 selected pods",
+		"Prometheus restarted at 11:59:20Z: the window is shortened from 2m0s to the 34s since its first scrape at 11:59:26Z, whole again from 12:01:26Z: "+
+			strings.Replace(q, "[2m]", "[34s]", 1))
 }
 
 func TestExplainCatalogNearMiss(t *testing.T) {

@@ -34,6 +34,7 @@ func TestValidateRejectsBadFlagCombinations(t *testing.T) {
 		{"defaults", nil, ""},
 		{"prometheus with timeout", []string{"--prometheus-url=http://127.0.0.1:9090", "--prometheus-query-timeout=2s"}, ""},
 		{"cache flag", []string{"--refresh-interval=0"}, "--refresh-interval must be positive"},
+		{"min window after restart", []string{"--prometheus-url=http://127.0.0.1:9090", "--prometheus-min-window-after-restart=0s"}, "--prometheus-min-window-after-restart must be at least 1s"},
 		{"selector flag", []string{"--max-selector-values=0"}, "--max-selector-values must be at least 1"},
 		{"negative grace period", []string{"--shutdown-grace-period=-1s"}, "--shutdown-grace-period must be positive"},
 		{"prometheus flags without url", []string{"--prometheus-bearer-token-file=/tmp/t"}, "--prometheus-url is empty"},

@@ -100,6 +100,7 @@ func serve(ctx context.Context, o *options) error {
 	var rules *config.FileWatcher[promadapter.Config]
 	var disc *provider.Discovery
 	if o.prometheus.URL != "" {
+		o.prometheus.Registerer = reg
 		client, err := prometheus.NewClient(o.prometheus)
 		if err != nil {
 			return fmt.Errorf("create Prometheus client: %w", err)

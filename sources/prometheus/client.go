@@ -38,8 +38,10 @@ type Sample struct {
 // Client runs instant queries against one Prometheus. It is safe for
 // concurrent use.
 type Client struct {
-	api     v1.API
-	timeout time.Duration
+	api      v1.API
+	timeout  time.Duration
+	restarts *restartWatch
+	metrics  *metrics
 }
 
 // NewClient returns a client for validated options.
@@ -58,18 +60,36 @@ func NewClient(o *Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Prometheus API client: %w", err)
 	}
-	return &Client{api: v1.NewAPI(c), timeout: o.Timeout}, nil
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	cl := &Client{api: v1.NewAPI(c), timeout: o.Timeout, restarts: newRestartWatch(o.Clock, o.MinWindowAfterRestart), metrics: m}
+	cl.restarts.runtime = cl.runtime
+	cl.restarts.firstScrape = cl.firstScrape
+	cl.restarts.scrapedBefore = cl.scrapedBefore
+	return cl, nil
 }
 
 // Query runs promql as an instant query at Prometheus' current time,
 // bounded by ctx and the query timeout. It returns the finite samples of a
 // vector or scalar result, or an error: one wrapping ErrNoData when nothing
-// finite is left, or one naming Prometheus, the query and the cause when
-// the query could not be answered (bad query, timeout, Prometheus
-// unreachable). Errors do not repeat the Prometheus URL: they may reach API
-// callers, who have no business knowing the address.
+// finite is left, one wrapping ErrWindowAfterRestart (a *RestartError)
+// when the query's window reaches back before Prometheus' first scrape
+// after a restart and too little data is there yet, or one naming
+// Prometheus, the query and the cause when the query could not be answered
+// (bad query, timeout, Prometheus unreachable). Errors do not repeat the
+// Prometheus URL: they may reach API callers, who have no business knowing
+// the address.
+//
+// After a restart, a query whose window reaches back before Prometheus'
+// first scrape runs with its ranges shortened to the time since that
+// scrape (see Evaluation), so it never reads across the hole in
+// Prometheus' data.
 func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
-	value, err := c.query(ctx, promql)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	value, err := c.evaluate(ctx, promql, true)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +101,75 @@ func (c *Client) Query(ctx context.Context, promql string) ([]Sample, error) {
 		return nil, fmt.Errorf("%w for %s", ErrNoData, promql)
 	}
 	return samples, nil
+}
+
+// Evaluation returns how Query would run promql now: as it is, or with
+// its ranges shortened after a Prometheus restart; the error is Query's
+// refusal (a *RestartError) or a failure to ask Prometheus when it
+// started scraping. It may ask Prometheus for its start time, never runs
+// promql.
+func (c *Client) Evaluation(ctx context.Context, promql string) (Evaluation, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	return c.restarts.evaluate(ctx, promql)
+}
+
+// evaluate runs promql as Query decides (see restartWatch.evaluate);
+// counted records the decision in the source's metrics.
+func (c *Client) evaluate(ctx context.Context, promql string, counted bool) (model.Value, error) {
+	ev, err := c.restarts.evaluate(ctx, promql)
+	if counted {
+		c.metrics.evaluated(ev, err)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrWindowAfterRestart) {
+			c.restarts.queryFailed()
+		}
+		return nil, fmt.Errorf("query Prometheus for %q: %w", promql, err)
+	}
+	value, err := c.query(ctx, ev.Query)
+	if err != nil {
+		c.restarts.queryFailed()
+	}
+	return value, err
+}
+
+// runtime asks Prometheus when it started and last loaded its
+// configuration.
+func (c *Client) runtime(ctx context.Context) (started, configured time.Time, err error) {
+	info, err := c.api.Runtimeinfo(ctx)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("ask Prometheus for its runtime information: %w", withoutURL(err))
+	}
+	return info.StartTime, info.LastConfigTime, nil
+}
+
+// scrapedBefore reports whether Prometheus holds a sample of any up
+// series from the hour before started: whether it scraped before it
+// started, into the data it has now.
+func (c *Client) scrapedBefore(ctx context.Context, started time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	value, _, _, err := c.api.Query(ctx, "count(last_over_time(up[1h]))", started, v1.WithTimeout(c.timeout))
+	if err != nil {
+		return false, fmt.Errorf("ask Prometheus whether it scraped before its start: %w", withContext(ctx, withoutURL(err)))
+	}
+	samples, err := toSamples(value)
+	return len(samples) > 0, err
+}
+
+// firstScrape returns Prometheus' first sample of any up series after
+// since, within span before now; zero if there is none.
+func (c *Client) firstScrape(ctx context.Context, since time.Time, span time.Duration) (time.Time, error) {
+	value, err := c.query(ctx, firstScrapeQuery(since, span))
+	if err != nil {
+		return time.Time{}, err
+	}
+	samples, err := toSamples(value)
+	if err != nil || len(samples) == 0 {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(int64(math.Round(samples[0].Value * 1000))), nil
 }
 
 // query runs promql as an instant query; its errors are Query's.

@@ -17,8 +17,6 @@ import (
 	"github.com/hpa-signals/hpa-signals/config"
 )
 
-var promqlParser = parser.NewParser(parser.Options{})
-
 // nasty are values that would change a query's shape if they were not
 // escaped.
 var nasty = []string{

@@ -9,9 +9,13 @@ import (
 // QueryAll runs promql as an instant query like Query, but returns every
 // sample of the result, NaN and ±Inf included, and an empty result as no
 // samples rather than an ErrNoData error: explaining why a metric has no
-// value needs to tell the two apart.
+// value needs to tell the two apart. After a restart it shortens or
+// refuses the query as Query does, without counting it in the source's
+// metrics.
 func (c *Client) QueryAll(ctx context.Context, promql string) ([]Sample, error) {
-	value, err := c.query(ctx, promql)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	value, err := c.evaluate(ctx, promql, false)
 	if err != nil {
 		return nil, err
 	}

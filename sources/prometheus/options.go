@@ -9,9 +9,11 @@ import (
 	"strings"
 	"time"
 
+	promclient "github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/spf13/pflag"
 	"golang.org/x/net/http/httpguts"
+	"k8s.io/utils/clock"
 )
 
 // DefaultQueryTimeout bounds one query when --prometheus-query-timeout is
@@ -49,11 +51,22 @@ type Options struct {
 	// Timeout bounds one query, both the HTTP round trip and Prometheus'
 	// own evaluation. Must be positive.
 	Timeout time.Duration
+	// MinWindowAfterRestart is the shortest window a query is shortened
+	// to after a Prometheus restart; a query that would get less is
+	// refused (see Client.Query). At least one second.
+	MinWindowAfterRestart time.Duration
+
+	// Clock tells the time since Prometheus' first scrape after a
+	// restart. Not a flag; nil means the real clock.
+	Clock clock.PassiveClock
+	// Registerer receives the client's own metrics. Not a flag; nil means
+	// they are not exported.
+	Registerer promclient.Registerer
 }
 
 // NewOptions returns Options with the defaults.
 func NewOptions() *Options {
-	return &Options{Timeout: DefaultQueryTimeout}
+	return &Options{Timeout: DefaultQueryTimeout, MinWindowAfterRestart: DefaultMinWindowAfterRestart}
 }
 
 // AddFlags registers the --prometheus-* flags on fs.
@@ -78,6 +91,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Send the bearer token or basic auth password even over an http:// --prometheus-url (clear text on the network). Default: refused.")
 	fs.DurationVar(&o.Timeout, "prometheus-query-timeout", o.Timeout,
 		"Longest time one Prometheus query may take, round trip and evaluation.")
+	fs.DurationVar(&o.MinWindowAfterRestart, "prometheus-min-window-after-restart", o.MinWindowAfterRestart,
+		"After a Prometheus restart, a query whose window reaches back before Prometheus' first scrape runs over the time since that scrape once it is at least this long; until then it fails and the last value is served up to --max-staleness.")
 }
 
 // Validate returns every problem with the options, each naming the flag and
@@ -86,6 +101,9 @@ func (o *Options) Validate() []error {
 	var errs []error
 	if o.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--prometheus-query-timeout must be positive, got %s; use e.g. 5s", o.Timeout))
+	}
+	if o.MinWindowAfterRestart < time.Second {
+		errs = append(errs, fmt.Errorf("--prometheus-min-window-after-restart must be at least 1s, got %s; use e.g. 30s (a rate needs two samples: at least two scrape intervals)", o.MinWindowAfterRestart))
 	}
 	if o.URL == "" {
 		if o.anySet() {

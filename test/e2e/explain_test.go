@@ -371,9 +371,9 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: https, port: 
 				_ = e.StartPrometheus(context.Background())
 			}
 		}()
-		explainQPS := func(want string) explainRun {
+		explainQPS := func(want string, within time.Duration) explainRun {
 			var r explainRun
-			err := cluster.WaitFor(ctx, "explain to say "+want, 30*time.Second, func(ctx context.Context) (bool, error) {
+			err := cluster.WaitFor(ctx, "explain to say "+want, within, func(ctx context.Context) (bool, error) {
 				r = x.run(ctx, t, "", "-n", demoNamespace, qpsHPA)
 				return until(strings.Contains(r.text, want), r.text)
 			})
@@ -384,17 +384,25 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: https, port: 
 		}
 		// Within --max-staleness (10s in the stack) the HPA still gets the
 		// last value; then the error.
-		r := explainQPS("cache: serving a stale value")
+		r := explainQPS("cache: serving a stale value", 30*time.Second)
 		keep("prometheus-stale", r)
 		wantVerdict(t, r, "✗ source: Prometheus does not answer the query", "Prometheus is unreachable or failing for the adapter")
-		r = explainQPS("the HPA gets 503 Service Unavailable")
+		r = explainQPS("the HPA gets 503 Service Unavailable", 30*time.Second)
 		keep("prometheus-failing", r)
 		wantVerdict(t, r, "✗ source: Prometheus does not answer the query", "Prometheus is unreachable or failing for the adapter")
 		if err := e.StartPrometheus(ctx); err != nil {
 			t.Fatal(err)
 		}
 		restarted = true
-		explainQPS("verdict: ✓")
+		// Prometheus kept its data over the restart, so its data has a
+		// hole; the 30s window is refused until 30s after its first
+		// scrape, and explain says so.
+		r = explainQPS("✗ source      Prometheus restarted at ", 30*time.Second)
+		keep("prometheus-restarted", r)
+		if !strings.Contains(r.text, "the query's window is 30s: values resume, over the whole window,") {
+			t.Errorf("explain after the restart does not say when the 30s window resumes:\n%s", r.text)
+		}
+		explainQPS("verdict: ✓", 90*time.Second)
 	})
 
 	// Back to what the scenarios after these expect.

@@ -394,6 +394,15 @@ func lifecycleScenario(ctx context.Context, t *testing.T, e env.Env) {
 	proc := s.AdapterProcess()
 	client := s.AdapterHTTPClient()
 	url := s.AdapterURL() + customPath("v1beta2", "pods/*/http_requests_per_second", "handler=work,window=30s")
+	// The metric answers first: a scenario before this one may have
+	// restarted Prometheus, whose windows are refused for a while after
+	// (see the Prometheus source's restart watch).
+	if err := cluster.WaitFor(ctx, "the adapter to answer "+url, 2*time.Minute, func(ctx context.Context) (bool, error) {
+		code, body, err := httpGet(ctx, client, url)
+		return until(code == http.StatusOK, fmt.Sprintf("%d %s %v", code, body, err))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var workers sync.WaitGroup

@@ -33,7 +33,9 @@ func testCacheQueries(t *testing.T, prom *promtest.Server) {
 		wg.Go(func() { results[i], errs[i] = a.do(path) })
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for a.counter(t, "hpa_signals_cache_misses_total") < readers {
+	// The source asks Prometheus its start time before the query: wait for
+	// the query to reach the proxy as well.
+	for a.counter(t, "hpa_signals_cache_misses_total") < readers || proxy.queries.Load() < 1 {
 		if time.Now().After(deadline) {
 			release()
 			wg.Wait()

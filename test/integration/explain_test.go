@@ -117,6 +117,10 @@ func TestExplainAgainstPrometheus(t *testing.T) {
 func explainServer(t *testing.T, promURL string) (func(*testing.T, string, explain.MetricExplanationSpec) map[string]explain.Step, *clocktesting.FakeClock) {
 	opts := prometheus.NewOptions()
 	opts.URL, opts.Timeout = promURL, queryTimeout
+	// Prometheus has just started: rates run over the seconds since its
+	// first scrape from the first second (TestPrometheusRestart checks the
+	// default refusal).
+	opts.MinWindowAfterRestart = time.Second
 	client, err := prometheus.NewClient(opts)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,9 @@ import (
 // testOutage stops Prometheus under a fresh adapter that talks to it
 // directly (a proxy would turn "connection refused" into a 502), checks the
 // adapter serves its last value until the staleness bound and then 503s
-// naming Prometheus and the cause, never 0, and recovers after a restart.
+// naming Prometheus and the cause, never 0, and recovers after a restart:
+// at once for a query without window, and for a rate once its window
+// holds data scraped since the restart only.
 func testOutage(t *testing.T, prom *promtest.Server) {
 	a := newAdapter(t, prom.URL())
 	warm := customAPI + podsRate
@@ -93,8 +95,11 @@ func testOutage(t *testing.T, prom *promtest.Server) {
 	t.Logf("cold key: 503 in %s", r.elapsed.Round(time.Millisecond))
 
 	// After a restart, the first read past the retry delay of the last
-	// failure asks Prometheus again and gets a fresh value, for the warm
-	// key and the cold one alike, without waiting for a refresh pass.
+	// failure asks Prometheus again, without waiting for a refresh pass:
+	// the cold key (go_goroutines, no window) gets a fresh value; the warm
+	// key's 10s window would span the restart, in which Prometheus scraped
+	// nothing, so it is refused with the restart's message until the window
+	// holds 10s of data since the first scrape.
 	prom.Start()
 	restarted := time.Now()
 	a.clock.Step(cacheOptions.RetryAfterFailure)
@@ -102,30 +107,39 @@ func testOutage(t *testing.T, prom *promtest.Server) {
 	okBefore := a.sourceQueries(t, "success")
 	r = a.get(t, warm)
 	rc := a.get(t, cold)
-	if r.code != http.StatusOK || rc.code != http.StatusOK {
-		t.Fatalf("first reads %s after the last failure, Prometheus back: %d %s\n%d %s, want fresh values", cacheOptions.RetryAfterFailure, r.code, r.body, rc.code, rc.body)
+	if rc.code != http.StatusOK {
+		t.Fatalf("cold key, first read after the restart: %d %s, want a fresh value", rc.code, rc.body)
 	}
-	if got := a.sourceQueries(t, "success") - okBefore; got != 2 {
-		t.Errorf("the two first reads after the restart made %v successful queries, want one each", got)
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "Prometheus restarted at ") ||
+		!strings.Contains(r.body, "the query's window is 10s: values resume, over the whole window, 10s after that scrape") {
+		t.Fatalf("warm key, first read after the restart: %d %s, want 503 naming the restart and the window", r.code, r.body)
 	}
-	if got := a.sourceQueries(t, "error") - errorsBefore; got != 0 {
-		t.Errorf("%v failed queries after the restart, want 0", got)
+	if got := a.sourceQueries(t, "success") - okBefore; got != 1 {
+		t.Errorf("the cold read after the restart made %v successful queries, want 1", got)
+	}
+	if got := a.sourceQueries(t, "error") - errorsBefore; got != 1 {
+		t.Errorf("the warm read after the restart made %v failed queries, want 1 (refused)", got)
+	}
+	t.Logf("warm key %s after restart: %s", time.Since(restarted).Round(time.Millisecond), message(r.body))
+
+	// The first rates served after the restart are whole: computed over
+	// samples scraped since the restart only, never low from the hole.
+	deadline := time.Now().Add(40 * time.Second)
+	for r = a.getFresh(t, warm); r.code != http.StatusOK; r = a.getFresh(t, warm) {
+		if r.code != http.StatusServiceUnavailable || !strings.Contains(r.body, "Prometheus restarted at ") || time.Now().After(deadline) {
+			t.Fatalf("warm key %s after restart: %d %s, want the restart's 503 until a value", time.Since(restarted).Round(time.Millisecond), r.code, r.body)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 	checkPods(t, r.list, "http_requests_per_second")
-	// The successful queries above show the reads were fresh; the API's
-	// sample time has whole seconds, so a short outage may not move it.
 	if r.list.Items[0].Timestamp.Before(last.Items[0].Timestamp) {
 		t.Errorf("after recovery the sample time %s is older than before the outage (%s)", r.list.Items[0].Timestamp, last.Items[0].Timestamp)
 	}
 	v := r.list.byName()
-	t.Logf("first read %s after restart: web-1 %.3f rps, web-2 %.3f rps", time.Since(restarted).Round(time.Millisecond), v["web-1"], v["web-2"])
-
-	// The first rates after the restart are computed over a window that
-	// spans the outage, in which Prometheus scraped nothing, and can read
-	// low (e.g. 9.2 and 17.6 for 10 and 20): the adapter serves what
-	// Prometheus answers. Within a few scrapes they are right again.
-	got := a.waitForRates(t).byName()
-	t.Logf("rates right again %s after restart: web-1 %.3f rps, web-2 %.3f rps", time.Since(restarted).Round(100*time.Millisecond), got["web-1"], got["web-2"])
+	if !near(v["web-1"], 10, tolerance) || !near(v["web-2"], 20, tolerance) {
+		t.Errorf("first rates after the restart: web-1 %.3f, web-2 %.3f; want 10 and 20 within %.0f%%", v["web-1"], v["web-2"], 100*tolerance)
+	}
+	t.Logf("first rates %s after restart: web-1 %.3f rps, web-2 %.3f rps", time.Since(restarted).Round(100*time.Millisecond), v["web-1"], v["web-2"])
 }
 
 // message is the message of a Status body, for logs.

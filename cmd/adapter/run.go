@@ -144,20 +144,20 @@ func serve(ctx context.Context, o *options) error {
 		wg.Wait()
 	}()
 
-	// Providers must be registered before Config() so their OpenAPI
-	// definitions are generated.
-	o.server.WithCustomMetrics(p)
-	o.server.WithExternalMetrics(p)
 	if err := primeClientCA(o.server.Authentication); err != nil {
 		return err
 	}
-	serverConfig, err := o.server.Config()
+	cfg, err := serverConfig(o.server)
 	if err != nil {
 		return fmt.Errorf("configure API server: %w", err)
 	}
-	serverConfig.GenericConfig.RequestTimeout = o.shutdownGracePeriod
-	provider.InstallSelectorCheck(serverConfig.GenericConfig)
-	server, err := o.server.Server()
+	cfg.GenericConfig.RequestTimeout = o.shutdownGracePeriod
+	provider.InstallSelectorCheck(cfg.GenericConfig)
+	informers, err := o.server.Informers()
+	if err != nil {
+		return err
+	}
+	server, err := cfg.Complete(informers).New(o.server.Name, p, p)
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)
 	}
@@ -168,7 +168,7 @@ func serve(ctx context.Context, o *options) error {
 		}
 		return nil
 	})}
-	if ca := clientCA(serverConfig.GenericConfig.SecureServing); ca != nil {
+	if ca := clientCA(cfg.GenericConfig.SecureServing); ca != nil {
 		// Until the client CAs of kube-system/extension-apiserver-authentication
 		// are loaded (read before serving by primeClientCA's RunOnce; if
 		// that read failed, by the ConfigMap watch later), client

@@ -84,7 +84,7 @@ fuzz:
 ## aggregator, LOAD_DURATION per row) start a local control plane and run
 ## once each.
 bench: deps control-plane $(BENCHSTAT)
-	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(BENCH_COUNT) ./cmd/... ./sources/... ./provider/... ./test/integration/ | grep -v "is disabled" | tee bench.out
 	HPA_SIGNALS_LOAD_DURATION=$(LOAD_DURATION) $(GO) test -tags e2e -timeout 60m -run '^$$' -bench '$(BENCH)' -benchtime 1x -count $(BENCH_COUNT) ./test/e2e/ | grep -v "is disabled" | tee -a bench.out
 	@echo; $(BENCHSTAT) bench.out
 

@@ -220,29 +220,7 @@ func (w *restartWatch) refresh(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if w.startDue() {
-		started, configured, err := w.runtime(ctx)
-		w.mu.Lock()
-		w.checked, w.failed = w.clock.Now(), false
-		switch {
-		case err != nil:
-			klog.V(2).InfoS("Could not ask Prometheus for its start time; windows are not shortened after a restart until it answers", "err", err)
-		case !started.Equal(w.started):
-			if !w.started.IsZero() {
-				klog.InfoS("Prometheus restarted; queries whose window reaches before its first scrape since are shortened", "started", started)
-			}
-			w.started, w.configured = started, later(started, configured)
-			w.firstSample, w.noScrapes, w.probed = time.Time{}, false, time.Time{}
-			w.noScrapedPast = false
-			w.mu.Unlock()
-			scraped, err := w.scrapedBefore(ctx, started)
-			w.mu.Lock()
-			if err != nil {
-				klog.V(2).InfoS("Could not ask Prometheus whether it scraped before its start; taking it that it did", "err", err)
-			} else if w.started.Equal(started) {
-				w.noScrapedPast = !scraped
-			}
-		}
-		w.mu.Unlock()
+		w.learnStart(ctx)
 	}
 	if !w.probeDue() {
 		return nil
@@ -266,6 +244,41 @@ func (w *restartWatch) refresh(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	return nil
+}
+
+// learnStart asks Prometheus for its start time and, for a start not
+// seen before, whether it holds scraped data from before it, and only then
+// records both at once: a query never sees a new start without that
+// answer. A failed start-time question keeps what was known (Prometheus
+// may not serve /api/v1/status/runtimeinfo); a failed scraped-before
+// question counts as "it did", the cautious answer. The caller holds sem,
+// so w.started changes only here.
+func (w *restartWatch) learnStart(ctx context.Context) {
+	started, configured, err := w.runtime(ctx)
+	w.mu.Lock()
+	isNew := err == nil && !started.Equal(w.started)
+	w.mu.Unlock()
+	noScrapedPast := false
+	if isNew {
+		scraped, err := w.scrapedBefore(ctx, started)
+		if err != nil {
+			klog.V(2).InfoS("Could not ask Prometheus whether it scraped before its start; taking it that it did", "err", err)
+		}
+		noScrapedPast = err == nil && !scraped
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checked, w.failed = w.clock.Now(), false
+	switch {
+	case err != nil:
+		klog.V(2).InfoS("Could not ask Prometheus for its start time; windows are not shortened after a restart until it answers", "err", err)
+	case isNew:
+		if !w.started.IsZero() && !noScrapedPast {
+			klog.InfoS("Prometheus restarted; queries whose window reaches before its first scrape since are shortened", "started", started)
+		}
+		w.started, w.configured, w.noScrapedPast = started, later(started, configured), noScrapedPast
+		w.firstSample, w.noScrapes, w.probed = time.Time{}, false, time.Time{}
+	}
 }
 
 func later(a, b time.Time) time.Time {

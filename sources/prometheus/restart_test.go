@@ -33,6 +33,12 @@ func newTestWatch(t *testing.T, now time.Time, p *fakeRuntime) (*restartWatch, *
 		if !started.Equal(p.started) {
 			t.Errorf("asked whether Prometheus scraped before %s, want its start %s", started, p.started)
 		}
+		w.mu.Lock()
+		visible := w.started.Equal(started)
+		w.mu.Unlock()
+		if visible {
+			t.Errorf("the start %s was visible to queries before it was known whether Prometheus scraped before it", started)
+		}
 		return !p.noScrapedPast, nil
 	}
 	w.firstScrape = func(_ context.Context, since time.Time, span time.Duration) (time.Time, error) {

@@ -157,11 +157,11 @@ func serve(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	server, err := cfg.Complete(informers).New(o.server.Name, p, p)
+	server, err := provider.NewAPIServer(cfg.Complete(informers), o.server.Name, p)
 	if err != nil {
 		return fmt.Errorf("create API server: %w", err)
 	}
-	provider.InstallExplain(server.GenericAPIServer, p)
+	provider.InstallExplain(server, p)
 	checks := []healthz.HealthChecker{healthz.NamedCheck("pod-watch-cache", func(*http.Request) error {
 		if !pods.HasSynced() {
 			return errors.New("the pod watch cache has not synced yet")
@@ -189,12 +189,12 @@ func serve(ctx context.Context, o *options) error {
 			return nil
 		}))
 	}
-	if err := server.GenericAPIServer.AddReadyzChecks(checks...); err != nil {
+	if err := server.AddReadyzChecks(checks...); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
 
 	start := time.Now()
-	err = server.GenericAPIServer.PrepareRun().RunWithContext(ctx)
+	err = server.PrepareRun().RunWithContext(ctx)
 	klog.InfoS("API server stopped", "uptime", time.Since(start).Round(time.Second))
 	return err
 }

@@ -59,12 +59,12 @@ func NewHandler(t testing.TB, p *provider.Provider) http.Handler {
 	rc.ExternalAddress = "127.0.0.1:443"
 	provider.InstallSelectorCheck(&rc.Config)
 	cfg := &apiserver.Config{GenericConfig: &rc.Config}
-	s, err := cfg.Complete(nil).New("hpa-signals-test", p, p)
+	s, err := provider.NewAPIServer(cfg.Complete(nil), "hpa-signals-test", p)
 	if err != nil {
 		t.Fatalf("create the metrics API server: %v", err)
 	}
-	provider.InstallExplain(s.GenericAPIServer, p)
-	return s.GenericAPIServer.Handler
+	provider.InstallExplain(s, p)
+	return s.Handler
 }
 
 // Counter returns the value of the counter name{kv...} (label name, value

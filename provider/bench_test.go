@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/hpa-signals/hpa-signals/config"
 	"github.com/hpa-signals/hpa-signals/provider"
@@ -66,10 +67,17 @@ func (d *discard) Header() http.Header         { return d.header }
 func (d *discard) WriteHeader(code int)        { d.code = code }
 func (d *discard) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
 
-// servePaths are the requests BenchmarkServe compares.
-var servePaths = []struct{ name, path string }{
-	{"discovery", "/apis/custom.metrics.k8s.io/v1beta2"},
-	{"pods-warm", "/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?labelSelector=app%3Dweb"},
+// podsWarmPath is the warm Pods read BenchmarkServe measures.
+const podsWarmPath = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/team-a/pods/*/http_requests_per_second?labelSelector=app%3Dweb"
+
+// servePaths are the requests BenchmarkServe compares, with the media type
+// each asks for: JSON, as kubectl and HTTP tools ask, and protobuf, which
+// the kube-controller-manager's HPA controller asks for by default
+// (--kube-api-content-type).
+var servePaths = []struct{ name, path, accept string }{
+	{"discovery", "/apis/custom.metrics.k8s.io/v1beta2", runtime.ContentTypeJSON},
+	{"pods-warm", podsWarmPath, runtime.ContentTypeJSON},
+	{"pods-warm-protobuf", podsWarmPath, runtime.ContentTypeProtobuf},
 }
 
 // BenchmarkServe drives the real custom-metrics-apiserver handler chain in
@@ -82,20 +90,20 @@ var servePaths = []struct{ name, path string }{
 func BenchmarkServe(b *testing.B) {
 	h := benchHandler(b)
 	for _, r := range servePaths {
-		b.Run(r.name, func(b *testing.B) { benchServe(b, h, r.path) })
+		b.Run(r.name, func(b *testing.B) { benchServe(b, h, r.path, r.accept) })
 	}
 }
 
-func benchServe(b *testing.B, h http.Handler, path string) {
+func benchServe(b *testing.B, h http.Handler, path, accept string) {
 	serve := func() *discard {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
-		req.Header.Set("Accept", "application/json")
+		req.Header.Set("Accept", accept)
 		w := &discard{header: http.Header{}, code: http.StatusOK}
 		h.ServeHTTP(w, req)
 		return w
 	}
-	if w := serve(); w.code != http.StatusOK || w.n == 0 {
-		b.Fatalf("GET %s: %d, %d bytes", path, w.code, w.n)
+	if w := serve(); w.code != http.StatusOK || w.n == 0 || w.header.Get("Content-Type") != accept {
+		b.Fatalf("GET %s (Accept: %s): %d, %d bytes of %s", path, accept, w.code, w.n, w.header.Get("Content-Type"))
 	}
 	b.ReportAllocs()
 	b.SetParallelism(8)
@@ -137,7 +145,7 @@ func TestServeBenchmark(t *testing.T) {
 			if h == nil {
 				h = benchHandler(b)
 			}
-			benchServe(b, h, r.path)
+			benchServe(b, h, r.path, r.accept)
 		})
 		if res.N == 0 {
 			t.Fatalf("%s: the benchmark failed", r.name)

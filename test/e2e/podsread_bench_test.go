@@ -116,7 +116,7 @@ func podsReadSummary(figures map[string]rowFigures) string {
 	s.WriteString("\n| row | req/s | p50 | p99 | adapter CPU/req | adapter alloc/req | kube-apiserver CPU/req | Prometheus CPU/req |\n|---|---|---|---|---|---|---|---|\n")
 	for _, a := range []string{"hpa-signals", "prometheus-adapter"} {
 		for _, route := range []string{"direct", "aggregator"} {
-			for _, req := range []string{"pods", "discovery"} {
+			for _, req := range []string{"pods", "pods-protobuf", "discovery"} {
 				name := a + "/" + req + "/" + route
 				f, ok := figures[name]
 				if !ok {
@@ -141,6 +141,7 @@ func podsReadSummary(figures map[string]rowFigures) string {
 		}
 	}
 	ratio("adapter CPU per request, Pods read vs discovery, hpa-signals direct", "hpa-signals/pods/direct", "hpa-signals/discovery/direct", adapter)
+	ratio("adapter CPU per request, Pods read in protobuf vs discovery, hpa-signals direct", "hpa-signals/pods-protobuf/direct", "hpa-signals/discovery/direct", adapter)
 	ratio("adapter CPU per request, Pods read vs discovery, prometheus-adapter direct", "prometheus-adapter/pods/direct", "prometheus-adapter/discovery/direct", adapter)
 	ratio("adapter CPU per request, Pods read, hpa-signals vs prometheus-adapter, direct", "hpa-signals/pods/direct", "prometheus-adapter/pods/direct", adapter)
 	ratio("adapter, kube-apiserver and Prometheus CPU per request, Pods read, hpa-signals vs prometheus-adapter, direct", "hpa-signals/pods/direct", "prometheus-adapter/pods/direct", all)

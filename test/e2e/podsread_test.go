@@ -147,12 +147,19 @@ type podsReadRow struct {
 	name       string // adapter/request/route
 	adapter    *adapterProc
 	path       string
+	accept     string // the Accept header; empty: the load tool's (JSON)
 	aggregator bool
 }
 
+// protobufAccept is what the kube-controller-manager's HPA controller asks
+// the metrics APIs for by default (--kube-api-content-type).
+const protobufAccept = "application/vnd.kubernetes.protobuf"
+
 // forEachRow calls measure for the rows in order: hpa-signals, then
 // prometheus-adapter, each directly and then through the aggregator (the
-// APIService switched to it before), each the Pods read and discovery.
+// APIService switched to it before), each the Pods read and discovery;
+// directly to hpa-signals also the Pods read in protobuf, as the HPA
+// controller asks for it.
 func (fx *podsReadFixture) forEachRow(ctx context.Context, tb testing.TB, measure func(podsReadRow)) {
 	tb.Helper()
 	for _, a := range []*adapterProc{fx.hs, fx.pa} {
@@ -162,8 +169,12 @@ func (fx *podsReadFixture) forEachRow(ctx context.Context, tb testing.TB, measur
 				route = "aggregator"
 				fx.serveThroughAggregator(ctx, tb, a)
 			}
-			for _, req := range []struct{ name, path string }{{"pods", podsReadPath}, {"discovery", customV1beta2}} {
-				measure(podsReadRow{name: a.name + "/" + req.name + "/" + route, adapter: a, path: req.path, aggregator: aggregator})
+			reqs := []struct{ name, path, accept string }{{"pods", podsReadPath, ""}, {"discovery", customV1beta2, ""}}
+			if a == fx.hs && !aggregator {
+				reqs = append(reqs, struct{ name, path, accept string }{"pods-protobuf", podsReadPath, protobufAccept})
+			}
+			for _, req := range reqs {
+				measure(podsReadRow{name: a.name + "/" + req.name + "/" + route, adapter: a, path: req.path, accept: req.accept, aggregator: aggregator})
 			}
 		}
 	}
@@ -215,9 +226,14 @@ func (fx *podsReadFixture) measure(ctx context.Context, tb testing.TB, row podsR
 	a0, exposed := allocatedBytes(ctx, row.adapter)
 	a1, _ := allocatedBytes(ctx, row.adapter)
 	cpu0 := cpu()
+	var header http.Header
+	if row.accept != "" {
+		header = http.Header{"Accept": {row.accept}}
+	}
 	res, err := closedloop.Run(ctx, closedloop.Options{
 		URL:         target.url + row.path,
 		TLS:         target.client.Transport.(*http.Transport).TLSClientConfig,
+		Header:      header,
 		Concurrency: podsReadConcurrency,
 		Duration:    d,
 	})

@@ -21,7 +21,7 @@ import (
 // custom and the external metrics API. It installs the two APIs as
 // custom-metrics-apiserver's CompletedConfig.New does, with the library's
 // handlers, storage and conversions, but with a serializer that writes
-// lists of metric values itself (fastListSerializer): the library takes
+// lists of metric values itself (fastListNegotiator): the library takes
 // its serializer from a package variable that cannot be given another
 // one.
 func NewAPIServer(c apiserver.CompletedConfig, name string, p *Provider) (*genericapiserver.GenericAPIServer, error) {

@@ -21,83 +21,48 @@ import (
 )
 
 // The answer to a metric read is a list of values, one per pod or series.
-// The API library writes it with encoding/json, whose reflection over the
-// list was most of a warm read's CPU (README "Performance"). listJSON
-// writes the three list types by appending fields in the order and form
-// encoding/json gives them, and hands every other object, and any list
-// with a field it does not write (list metadata, a type on an item), to
-// the library's serializer. TestListJSONMatchesLibrary compares the bytes.
+// The API library converts the provider's (internal) list to the
+// requested version, a copy of every item, and writes it with
+// encoding/json, whose reflection over the items was most of a warm read's
+// CPU (README "Performance"). internalListJSON writes the internal list
+// straight as the requested version's JSON, appending fields in the order
+// and form conversion and encoding/json give them, and leaves every other
+// object, and any list with a field it does not write (list metadata, a
+// type on an item), to the library. TestInternalListJSONMatchesLibrary
+// compares the bytes.
 
-// fastListSerializer wraps the library's JSON serializer: Encode writes
-// metric value lists itself, everything else goes to the wrapped one.
-type fastListSerializer struct {
-	runtime.Serializer
-}
-
-const fastListIdentifier runtime.Identifier = "hpa-signals-metric-lists-json"
-
-func (s fastListSerializer) Identifier() runtime.Identifier { return fastListIdentifier }
-
-func (s fastListSerializer) Encode(obj runtime.Object, w io.Writer) error {
-	bp := listBuffers.Get().(*[]byte)
-	defer putListBuffer(bp)
-	b, ok := listJSON((*bp)[:0], obj)
-	if !ok {
-		return s.Serializer.Encode(obj, w)
-	}
-	*bp = b
-	_, err := w.Write(b)
-	return err
-}
-
-// listBuffers holds the buffers lists are written into; one that grew past
-// maxPooledBuffer is left to the garbage collector.
-var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
-const maxPooledBuffer = 1 << 20
-
-func putListBuffer(bp *[]byte) {
-	if cap(*bp) <= maxPooledBuffer {
-		listBuffers.Put(bp)
-	}
-}
-
-// fastListNegotiator is a NegotiatedSerializer that offers the library's
-// media types with the JSON one's plain serializer wrapped in
-// fastListSerializer. Conversion to the requested version stays the
-// library's.
+// fastListNegotiator is the library's NegotiatedSerializer, except that
+// the encoder it returns for its JSON serializer writes lists of metric
+// values itself (internalListEncoder).
 type fastListNegotiator struct {
 	runtime.NegotiatedSerializer
-	media []runtime.SerializerInfo
+	json runtime.Serializer
 }
 
 func newFastListNegotiator(ns runtime.NegotiatedSerializer) fastListNegotiator {
-	media := slices.Clone(ns.SupportedMediaTypes())
-	for i := range media {
-		if media[i].MediaType == runtime.ContentTypeJSON {
-			media[i].Serializer = fastListSerializer{media[i].Serializer}
+	n := fastListNegotiator{NegotiatedSerializer: ns}
+	for _, m := range ns.SupportedMediaTypes() {
+		if m.MediaType == runtime.ContentTypeJSON {
+			n.json = m.Serializer
 		}
 	}
-	return fastListNegotiator{NegotiatedSerializer: ns, media: media}
+	return n
 }
 
-func (n fastListNegotiator) SupportedMediaTypes() []runtime.SerializerInfo { return n.media }
-
 // EncoderForVersion returns the library's converting encoder for gv, which
-// for the JSON serializer is wrapped in internalListEncoder: a list of
-// metric values is written from the provider's (internal) list straight
-// into the requested version, without the copy conversion makes.
+// for the plain JSON serializer is wrapped in internalListEncoder.
 func (n fastListNegotiator) EncoderForVersion(e runtime.Encoder, gv runtime.GroupVersioner) runtime.Encoder {
 	converting := n.NegotiatedSerializer.EncoderForVersion(e, gv)
 	v, ok := gv.(schema.GroupVersion)
-	if _, fast := e.(fastListSerializer); !fast || !ok {
+	if e != n.json || !ok {
 		return converting
 	}
 	return internalListEncoder{converting: converting, gv: v}
 }
 
 // internalListEncoder writes an internal list of metric values as gv's
-// list, and hands everything else to the converting encoder.
+// list, the same bytes the converting encoder would write, and hands
+// everything else to the converting encoder.
 type internalListEncoder struct {
 	converting runtime.Encoder
 	gv         schema.GroupVersion
@@ -117,142 +82,83 @@ func (e internalListEncoder) Encode(obj runtime.Object, w io.Writer) error {
 	return err
 }
 
+// listBuffers holds the buffers lists are written into; one that grew past
+// maxPooledBuffer is left to the garbage collector.
+var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+const maxPooledBuffer = 1 << 20
+
+func putListBuffer(bp *[]byte) {
+	if cap(*bp) <= maxPooledBuffer {
+		listBuffers.Put(bp)
+	}
+}
+
 // internalListJSON appends obj, an internal list, as JSON of gv's list
-// type, as conversion to gv and json.Encoder would write it, and reports
-// whether it could.
+// type followed by a newline, as conversion to gv and json.Encoder would
+// write it, and reports whether it could.
 func internalListJSON(b []byte, obj runtime.Object, gv schema.GroupVersion) ([]byte, bool) {
-	var ok bool
 	switch l := obj.(type) {
 	case *custom_metrics.MetricValueList:
-		if l.ListMeta != (metav1.ListMeta{}) || (gv != cmv1beta1.SchemeGroupVersion && gv != cmv1beta2.SchemeGroupVersion) {
+		v2 := gv == cmv1beta2.SchemeGroupVersion
+		if !v2 && gv != cmv1beta1.SchemeGroupVersion {
 			return b, false
 		}
-		b = appendListStart(b, metav1.TypeMeta{Kind: "MetricValueList", APIVersion: gv.String()})
-		if l.Items == nil {
-			return append(b, "null}\n"...), true
-		}
-		b = append(b, '[')
-		for i := range l.Items {
-			v := &l.Items[i]
-			if v.TypeMeta != (metav1.TypeMeta{}) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
+		// Static calls, not a function value: ref stays on the stack.
+		return appendList(b, gv.WithKind("MetricValueList"), l.ListMeta, l.Items, func(b []byte, v *custom_metrics.MetricValue) ([]byte, bool) {
 			ref := corev1.ObjectReference(v.DescribedObject)
-			if gv == cmv1beta2.SchemeGroupVersion {
-				b, ok = appendCustomV1beta2(b, &ref, v.Metric.Name, v.Metric.Selector, v.Timestamp, v.WindowSeconds, &v.Value)
-			} else {
-				b, ok = appendCustomV1beta1(b, &ref, v.Metric.Name, v.Metric.Selector, v.Timestamp, v.WindowSeconds, &v.Value)
+			if v2 {
+				return appendCustomV1beta2(b, v.TypeMeta, &ref, v.Metric.Name, v.Metric.Selector, v.Timestamp, v.WindowSeconds, &v.Value)
 			}
-			if !ok {
-				return b, false
-			}
-		}
+			return appendCustomV1beta1(b, v.TypeMeta, &ref, v.Metric.Name, v.Metric.Selector, v.Timestamp, v.WindowSeconds, &v.Value)
+		})
 	case *external_metrics.ExternalMetricValueList:
-		if l.ListMeta != (metav1.ListMeta{}) || gv != emv1beta1.SchemeGroupVersion {
+		if gv != emv1beta1.SchemeGroupVersion {
 			return b, false
 		}
-		b = appendListStart(b, metav1.TypeMeta{Kind: "ExternalMetricValueList", APIVersion: gv.String()})
-		if l.Items == nil {
-			return append(b, "null}\n"...), true
-		}
-		b = append(b, '[')
-		for i := range l.Items {
-			v := &l.Items[i]
-			if v.TypeMeta != (metav1.TypeMeta{}) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendExternal(b, v.MetricName, v.MetricLabels, v.Timestamp, v.WindowSeconds, &v.Value); !ok {
-				return b, false
-			}
-		}
-	default:
+		return appendList(b, gv.WithKind("ExternalMetricValueList"), l.ListMeta, l.Items, func(b []byte, v *external_metrics.ExternalMetricValue) ([]byte, bool) {
+			return appendExternal(b, v.TypeMeta, v.MetricName, v.MetricLabels, v.Timestamp, v.WindowSeconds, &v.Value)
+		})
+	}
+	return b, false
+}
+
+// appendList writes a list of kind gvk whose items item writes, and
+// reports whether it could: not a list with metadata, nor one with an item
+// item refuses.
+func appendList[T any](b []byte, gvk schema.GroupVersionKind, meta metav1.ListMeta, items []T, item func([]byte, *T) ([]byte, bool)) ([]byte, bool) {
+	if meta != (metav1.ListMeta{}) {
 		return b, false
+	}
+	apiVersion, kind := gvk.ToAPIVersionAndKind()
+	b = append(b, `{"kind":`...)
+	b = appendString(b, kind)
+	b = append(b, `,"apiVersion":`...)
+	b = appendString(b, apiVersion)
+	b = append(b, `,"metadata":{},"items":`...)
+	if items == nil {
+		return append(b, "null}\n"...), true
+	}
+	b = append(b, '[')
+	for i := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var ok bool
+		if b, ok = item(b, &items[i]); !ok {
+			return b, false
+		}
 	}
 	return append(b, "]}\n"...), true
 }
 
-// listJSON appends obj as JSON followed by a newline, as json.Encoder
-// writes it, and reports whether it could.
-func listJSON(b []byte, obj runtime.Object) ([]byte, bool) {
-	var ok bool
-	switch l := obj.(type) {
-	case *cmv1beta2.MetricValueList:
-		if l.ListMeta != (metav1.ListMeta{}) {
-			return b, false
-		}
-		b = appendListStart(b, l.TypeMeta)
-		if l.Items == nil {
-			return append(b, "null}\n"...), true
-		}
-		b = append(b, '[')
-		for i := range l.Items {
-			v := &l.Items[i]
-			if v.TypeMeta != (metav1.TypeMeta{}) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendCustomV1beta2(b, &v.DescribedObject, v.Metric.Name, v.Metric.Selector, v.Timestamp, v.WindowSeconds, &v.Value); !ok {
-				return b, false
-			}
-		}
-	case *cmv1beta1.MetricValueList:
-		if l.ListMeta != (metav1.ListMeta{}) {
-			return b, false
-		}
-		b = appendListStart(b, l.TypeMeta)
-		if l.Items == nil {
-			return append(b, "null}\n"...), true
-		}
-		b = append(b, '[')
-		for i := range l.Items {
-			v := &l.Items[i]
-			if v.TypeMeta != (metav1.TypeMeta{}) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendCustomV1beta1(b, &v.DescribedObject, v.MetricName, v.Selector, v.Timestamp, v.WindowSeconds, &v.Value); !ok {
-				return b, false
-			}
-		}
-	case *emv1beta1.ExternalMetricValueList:
-		if l.ListMeta != (metav1.ListMeta{}) {
-			return b, false
-		}
-		b = appendListStart(b, l.TypeMeta)
-		if l.Items == nil {
-			return append(b, "null}\n"...), true
-		}
-		b = append(b, '[')
-		for i := range l.Items {
-			v := &l.Items[i]
-			if v.TypeMeta != (metav1.TypeMeta{}) {
-				return b, false
-			}
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, ok = appendExternal(b, v.MetricName, v.MetricLabels, v.Timestamp, v.WindowSeconds, &v.Value); !ok {
-				return b, false
-			}
-		}
-	default:
+// appendCustomV1beta2 writes one custom_metrics/v1beta2 MetricValue; it
+// refuses an item with a type, as appendCustomV1beta1 and appendExternal
+// do, which conversion and encoding/json would write.
+func appendCustomV1beta2(b []byte, t metav1.TypeMeta, ref *corev1.ObjectReference, name string, sel *metav1.LabelSelector, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
+	if t != (metav1.TypeMeta{}) {
 		return b, false
 	}
-	return append(b, "]}\n"...), true
-}
-
-// appendCustomV1beta2 writes one custom_metrics/v1beta2 MetricValue.
-func appendCustomV1beta2(b []byte, ref *corev1.ObjectReference, name string, sel *metav1.LabelSelector, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
 	var ok bool
 	b = append(b, `{"describedObject":`...)
 	b = appendObjectReference(b, ref)
@@ -275,7 +181,10 @@ func appendCustomV1beta2(b []byte, ref *corev1.ObjectReference, name string, sel
 }
 
 // appendCustomV1beta1 writes one custom_metrics/v1beta1 MetricValue.
-func appendCustomV1beta1(b []byte, ref *corev1.ObjectReference, name string, sel *metav1.LabelSelector, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
+func appendCustomV1beta1(b []byte, t metav1.TypeMeta, ref *corev1.ObjectReference, name string, sel *metav1.LabelSelector, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
+	if t != (metav1.TypeMeta{}) {
+		return b, false
+	}
 	var ok bool
 	b = append(b, `{"describedObject":`...)
 	b = appendObjectReference(b, ref)
@@ -298,7 +207,10 @@ func appendCustomV1beta1(b []byte, ref *corev1.ObjectReference, name string, sel
 }
 
 // appendExternal writes one external_metrics/v1beta1 ExternalMetricValue.
-func appendExternal(b []byte, name string, labels map[string]string, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
+func appendExternal(b []byte, t metav1.TypeMeta, name string, labels map[string]string, ts metav1.Time, window *int64, q *resource.Quantity) ([]byte, bool) {
+	if t != (metav1.TypeMeta{}) {
+		return b, false
+	}
 	var ok bool
 	b = append(b, `{"metricName":`...)
 	b = appendString(b, name)
@@ -314,23 +226,6 @@ func appendExternal(b []byte, name string, labels map[string]string, ts metav1.T
 		return b, false
 	}
 	return append(b, '}'), true
-}
-
-// appendListStart writes everything before the items: the type, and the
-// list metadata, which the caller has checked is empty.
-func appendListStart(b []byte, t metav1.TypeMeta) []byte {
-	b = append(b, '{')
-	if t.Kind != "" {
-		b = append(b, `"kind":`...)
-		b = appendString(b, t.Kind)
-		b = append(b, ',')
-	}
-	if t.APIVersion != "" {
-		b = append(b, `"apiVersion":`...)
-		b = appendString(b, t.APIVersion)
-		b = append(b, ',')
-	}
-	return append(b, `"metadata":{},"items":`...)
 }
 
 func appendObjectReference(b []byte, r *corev1.ObjectReference) []byte {
